@@ -1,0 +1,39 @@
+"""Options and error handling shared by the subcommands."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
+)
+
+
+def fail_cleanly(command: F) -> F:
+    """Turn the library's errors about bad input into one-line messages (exit 1).
+
+    With ``geo-p2p -v`` the full traceback is shown instead, for debugging.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (OSError, ValueError, RuntimeError) as e:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted") from None
+
+    return wrapper  # type: ignore[return-value]

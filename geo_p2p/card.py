@@ -1,0 +1,131 @@
+"""Model directories: generator weights as safetensors plus a JSON model card.
+
+A model directory holds ``generator.safetensors`` (no pickle anywhere) and ``card.json``, which
+says how to rebuild and use the generator: width, tile size, direction, BatchNorm statistics at
+inference, the ground resolution it expects, and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .nets import InferenceStats, UNetGenerator, levels_for_tile, set_inference_stats
+
+WEIGHTS_FILE = "generator.safetensors"
+CARD_FILE = "card.json"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass
+class ModelCard:
+    """What a generator is and how to run it."""
+
+    ngf: int = 64
+    tile: int = 256
+    direction: str = "AtoB"
+    inference_stats: InferenceStats = "running"
+    gsd: float | None = None
+    """Ground resolution the generator expects, metres per pixel (None: unknown)."""
+    architecture: str = "unet"
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown model card fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def build_generator(self) -> UNetGenerator:
+        if self.architecture != "unet":
+            raise ValueError(f"unsupported architecture {self.architecture!r}")
+        return UNetGenerator(ngf=self.ngf, levels=levels_for_tile(self.tile))
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Give a finished temporary file the usual permissions and move it to ``path``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates files readable by their owner only
+    os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        _publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(
+    directory: str | Path,
+    generator: torch.nn.Module,
+    card: ModelCard,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write ``generator`` and ``card`` into ``directory`` (created if needed), each atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in generator.state_dict().items()
+    }
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".weights.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": "pt"})
+        _publish(tmp, directory / WEIGHTS_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    save_card(directory, card)
+    return directory
+
+
+def save_card(directory: str | Path, card: ModelCard) -> None:
+    """Write (or replace) the model card of a model directory, atomically."""
+    text = json.dumps(dataclasses.asdict(card), indent=2) + "\n"
+    atomic_write_bytes(Path(directory) / CARD_FILE, text.encode())
+
+
+def load_card(directory: str | Path) -> ModelCard:
+    """Read the model card of a model directory."""
+    path = Path(directory) / CARD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} is not a model directory: it has no {CARD_FILE}")
+    try:
+        return ModelCard.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} is not a valid model card: {e}") from e
+
+
+def load_model(directory: str | Path | None = None) -> tuple[UNetGenerator, ModelCard]:
+    """Load a model directory (None: the bundled default model) as an eval-mode fp32 generator."""
+    directory = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
+    card = load_card(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{directory} has a model card but no {WEIGHTS_FILE}")
+    generator = card.build_generator()
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(weights).items()}
+    generator.load_state_dict(state)
+    set_inference_stats(generator, card.inference_stats)
+    return generator.eval(), card

@@ -1,0 +1,199 @@
+"""Paired-image datasets: side-by-side ``A | B`` files as in the pix2pix datasets.
+
+A data folder holds the pair images directly, or in ``train/`` (and optionally ``val/``)
+subfolders. Every file is one image of width 2H x H: the left half is A, the right half B.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset, Sampler
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+PAIR_TOLERANCE_PX = 4
+MAPS_PAIR_SIZE = (1200, 600)
+MAPS_GSD = 0.9
+"""Ground resolution of the pix2pix "maps" pairs at their native 600 px (Google zoom 17, 40.7 N)."""
+
+
+class DataError(ValueError):
+    """A data folder or pair image that training cannot use."""
+
+
+@dataclass(frozen=True)
+class PairFolders:
+    """The pair images found in a data folder."""
+
+    train: list[Path]
+    val: list[Path]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The pair images directly in ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def find_pairs(root: str | Path) -> PairFolders:
+    """Find the training (and validation) pairs under ``root``.
+
+    ``root/train`` (and ``root/val``) when present, else the images directly in ``root``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist or is not a folder")
+    train_dir = root / "train"
+    if train_dir.is_dir():
+        train = list_images(train_dir)
+        val = list_images(root / "val") if (root / "val").is_dir() else []
+        where = train_dir
+    else:
+        train, val, where = list_images(root), [], root
+    if not train:
+        raise DataError(
+            f"no pair images (.jpg/.jpeg/.png) in {where}: put side-by-side A|B images there"
+        )
+    return PairFolders(train, val)
+
+
+def check_pairs(files: Sequence[Path], skip_bad: bool = False) -> list[Path]:
+    """Return the usable pair files; a file that is unreadable or not 2:1 is an error.
+
+    With ``skip_bad`` such files are left out with a warning instead.
+    """
+    good, bad = [], []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except (OSError, UnidentifiedImageError):
+            bad.append(f"{path}: not a readable image")
+            continue
+        if abs(w - 2 * h) > PAIR_TOLERANCE_PX:
+            bad.append(f"{path}: {w}x{h} is not a side-by-side pair (width must be twice height)")
+            continue
+        good.append(path)
+    if bad and not skip_bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(f"{bad[0]}{more}; fix or remove it, or pass --skip-bad to leave such out")
+    for message in bad:
+        log.warning("skipping %s", message)
+    if not good:
+        raise DataError("no usable pair images left")
+    return good
+
+
+def dataset_gsd(root: str | Path, files: Sequence[Path]) -> float | None:
+    """Ground resolution (m/px) of the pair images as stored, if the data says so.
+
+    Read from ``root/dataset.json`` (``{"gsd": 0.9}``); else, for 1200x600 pairs (the layout of
+    the pix2pix "maps" dataset), its 0.9 m/px; else None.
+    """
+    meta = Path(root) / "dataset.json"
+    if meta.is_file():
+        gsd = json.loads(meta.read_text()).get("gsd")
+        return float(gsd) if gsd is not None else None
+    with Image.open(files[0]) as im:
+        if im.size == MAPS_PAIR_SIZE:
+            log.info("1200x600 pairs: assuming the pix2pix maps data's %.1f m/px", MAPS_GSD)
+            return MAPS_GSD
+    return None
+
+
+def load_pair(path: Path, direction: str = "AtoB") -> tuple[Image.Image, Image.Image]:
+    """Split a side-by-side file into (input, target) halves following ``direction``."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+    w, h = im.size
+    half = w // 2
+    a, b = im.crop((0, 0, half, h)), im.crop((half, 0, 2 * half, h))
+    return (a, b) if direction == "AtoB" else (b, a)
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB image -> float tensor (3, H, W) in [-1, 1]."""
+    arr = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
+    return arr.permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+class PairDataset(Dataset):
+    """Pairs with the paper's jitter: resize to ``load_size``, random crop ``size``, mirror.
+
+    ``load_size=None`` keeps the native resolution (crop only). Items are indexed by
+    ``(epoch, index)`` and their jitter is drawn from ``(seed, epoch, index)``, so a run is
+    reproducible whatever the number of workers, and a resumed run sees the same data.
+    Without ``jitter``, the crop is the centre one (the same scale as training, no mirror).
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        direction: str = "AtoB",
+        size: int = 256,
+        load_size: int | None = 286,
+        jitter: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if direction not in ("AtoB", "BtoA"):
+            raise ValueError(f"direction must be AtoB or BtoA, got {direction!r}")
+        self.files = list(files)
+        self.direction, self.size, self.load_size = direction, size, load_size
+        self.jitter, self.seed = jitter, seed
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        a, b = load_pair(self.files[index], self.direction)
+        if self.load_size is not None:
+            square = (self.load_size, self.load_size)
+            a, b = (im.resize(square, Image.BICUBIC) for im in (a, b))
+        w, h = a.size
+        if w < self.size or h < self.size:
+            raise DataError(f"{self.files[index]}: halves of {w}x{h} are smaller than {self.size}")
+        rng = np.random.default_rng([self.seed, epoch, index])
+        if self.jitter:
+            x, y = int(rng.integers(0, w - self.size + 1)), int(rng.integers(0, h - self.size + 1))
+        else:
+            x, y = (w - self.size) // 2, (h - self.size) // 2
+        box = (x, y, x + self.size, y + self.size)
+        a, b = a.crop(box), b.crop(box)
+        if self.jitter and rng.random() < 0.5:
+            a, b = (im.transpose(Image.FLIP_LEFT_RIGHT) for im in (a, b))
+        return to_tensor(a), to_tensor(b)
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)`` keys in a shuffled order fixed by ``(seed, epoch)``.
+
+    ``start`` skips the first keys of the epoch (to resume mid-epoch); ``rank``/``world`` give each
+    distributed process its own share of the order.
+    """
+
+    def __init__(
+        self, n: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1
+    ) -> None:
+        self.n, self.seed, self.epoch, self.start = n, seed, epoch, start
+        self.rank, self.world = rank, world
+
+    def order(self) -> list[int]:
+        perm = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n)
+        usable = self.n - self.n % self.world  # every process takes the same number of steps
+        return perm[:usable].tolist()[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for index in self.order()[self.start :]:
+            yield (self.epoch, index)
+
+    def __len__(self) -> int:
+        return max(0, len(self.order()) - self.start)
