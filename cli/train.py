@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -134,4 +135,5 @@ def train(data: Path, out: Path, resume: Path | None, **options: object) -> None
             )
         config = TrainConfig(data=str(data), out=str(out), **options)  # type: ignore[arg-type]
     model_dir = run_training(config, resume=resume)
-    click.echo(f"model written to {model_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
+        click.echo(f"model written to {model_dir}")

@@ -327,8 +327,8 @@ class Trainer:
         try:
             while self.epoch < total_epochs and not self.reached_max_steps():
                 self.run_epoch(logger, total_epochs)
-                if self.reached_max_steps():
-                    break
+                if self.step_in_epoch < self.steps_per_epoch:
+                    break  # stopped by max_steps within the epoch
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self.sched_G.step()

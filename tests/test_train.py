@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from geo_p2p.card import load_model
-from geo_p2p.train import CHECKPOINT, Trainer, TrainConfig, lr_factor, resume_config, train
+from geo_p2p.train import CHECKPOINT, TrainConfig, Trainer, lr_factor, resume_config, train
 
 PAIRS = Path(__file__).parents[1] / "examples" / "pairs"
 

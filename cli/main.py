@@ -1,0 +1,37 @@
+"""The ``geo-p2p`` command group: each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from geo_p2p import __version__
+
+from .evaluate import evaluate
+from .render import render
+from .train import train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geo-p2p")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
+def cli(verbose: bool) -> None:
+    """Turn georeferenced aerial rasters into map-style rasters with a pix2pix generator.
+
+    \b
+    geo-p2p render area.tif -o map.tif     translate a raster, georeferencing kept
+    geo-p2p train maps/ -o runs/maps       learn the translation from paired images
+    geo-p2p evaluate MODEL_DIR pairs/      score a model on held-out pairs
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="geo-p2p: %(message)s"
+    )
+
+
+cli.add_command(train)
+cli.add_command(evaluate)
+cli.add_command(render)
+
+if __name__ == "__main__":  # python -m geo_p2p_cli.main (e.g. under torchrun)
+    cli()

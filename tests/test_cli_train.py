@@ -1,0 +1,74 @@
+"""`geo-p2p train`: a run from the command line, resume, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from geo_p2p_cli.main import cli
+
+from geo_p2p.card import load_model
+
+PAIRS = Path(__file__).parents[1] / "examples" / "pairs"
+TINY = [
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--tile",
+    "32",
+    "--load-size",
+    "40",
+    "--device",
+    "cpu",
+    "--workers",
+    "0",
+    "--epochs",
+    "1",
+    "--epochs-decay",
+    "0",
+]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_train_then_resume(tmp_path) -> None:
+    out = str(tmp_path / "run")
+    result = run("train", str(PAIRS), "-o", out, "--max-steps", "2", *TINY)
+    assert result.exit_code == 0, result.output
+    _, card = load_model(tmp_path / "run" / "model")
+    assert card.training["steps"] == 2
+    again = run("train", str(PAIRS), "-o", out, *TINY)
+    assert again.exit_code == 2 and f"--resume {out}" in again.output
+    resumed = run("train", str(PAIRS), "--resume", out, "--max-steps", "3")
+    assert resumed.exit_code == 0, resumed.output
+    _, card = load_model(tmp_path / "run" / "model")
+    assert card.training["steps"] == 3
+
+
+def test_bad_input_is_one_line(tmp_path) -> None:
+    (tmp_path / "bad.jpg").write_text("no image")
+    for data, message in [
+        (tmp_path / "missing", "does not exist"),
+        (tmp_path, "bad.jpg: not a readable image"),
+    ]:
+        result = run("train", str(data), "-o", str(tmp_path / "r"), *TINY)
+        assert result.exit_code == 1
+        assert message in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    result = run("train", str(PAIRS), "--load-size", "big")
+    assert result.exit_code == 2 and "'native'" in result.output
+
+
+def test_help_explains_every_option() -> None:
+    import click
+
+    for name in ("train", "evaluate", "render"):
+        command = cli.commands[name]
+        assert run(name, "--help").exit_code == 0
+        assert command.help
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{name} {param.opts} has no help"
