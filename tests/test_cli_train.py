@@ -72,3 +72,35 @@ def test_help_explains_every_option() -> None:
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help, f"{name} {param.opts} has no help"
+
+
+def test_torchrun_two_processes_share_the_epoch(tmp_path) -> None:
+    """DistributedDataParallel on CPU (gloo): each process takes half of every epoch."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29731",
+        "-m",
+        "geo_p2p_cli.main",
+        "train",
+        str(PAIRS),
+        "-o",
+        str(out),
+        *TINY,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("model written to") == 1
+    _, card = load_model(out / "model")
+    assert card.training["steps"] == 3 and card.training["batch_size"] == 2
+    assert card.training["epochs_done"] == 1
