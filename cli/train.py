@@ -72,9 +72,10 @@ def parse_load_size(ctx: click.Context, param: click.Parameter, value: str) -> i
 @device_option
 @click.option(
     "--amp/--no-amp",
-    default=True,
-    show_default=True,
-    help="Mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling).",
+    default=None,
+    help="Mixed precision: bf16 autocast (fp16 with loss scaling on GPUs without bf16) "
+    "[default: on for CUDA, off on CPU; --amp on a CPU with AVX-512 BF16 trains about 1.4x "
+    "faster].",
 )
 @click.option(
     "--channels-last/--no-channels-last",
