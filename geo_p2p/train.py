@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from .card import ModelCard, atomic_write_bytes, save_model
 from .data import EpochSampler, PairDataset, check_pairs, dataset_gsd, find_pairs
+from .device import resolve_device
 from .nets import (
     InferenceStats,
     PatchDiscriminator,
@@ -87,23 +88,6 @@ class TrainConfig:
     command: str = ""
 
 
-def pick_device(name: str) -> torch.device:
-    """Resolve ``auto`` to the best available device; check that a named one exists."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA GPU")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("--device mps asked for, but MPS is not available")
-    if name != "cpu" and not name.startswith(("cuda", "mps")):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
-    return torch.device(name)
-
-
 def lr_factor(epochs: int, epochs_decay: int) -> Callable[[int], float]:
     """Learning-rate multiplier per epoch: 1 for ``epochs``, then linear decay to 0."""
     return lambda e: 1.0 - max(0, e + 1 - epochs) / float(epochs_decay + 1)
@@ -121,7 +105,7 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = pick_device(config.device)
+        self.device = resolve_device(config.device)
         if self.device.type == "cuda" and self.world > 1:
             self.device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(self.device)

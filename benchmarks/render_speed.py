@@ -1,0 +1,129 @@
+"""Render speed end to end against the generator alone (the ceiling), at the same batch size.
+
+Input: real imagery (the EPSG:3857 test raster, mirrored and repeated, as render_memory.py builds
+it) written as a tiled DEFLATE GeoTIFF with its CRS. For each precision: the generator alone on
+in-memory batches of real tiles (``Translator.infer``, what render calls), then a whole
+render of the raster with default overlap and margin; the ratio is the pipeline's efficiency.
+Also: the generator alone with each inference option off (BatchNorm folding, channels-last), the
+cost of the overlap, and the output difference between precisions.
+
+    python benchmarks/render_speed.py [--model DIR | --ngf 64] [--size 3072] [--batch-size 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from render_memory import build_raster  # benchmarks/ is on the path when run as a script
+
+from geo_p2p import Translator
+from geo_p2p.card import ModelCard, save_model
+from geo_p2p.nets import UNetGenerator, init_weights
+
+
+def generator_alone(translator: Translator, tiles: torch.Tensor, batches: int) -> float:
+    """Tiles per second of ``translator.infer`` (the model's work in a render) on in-memory
+    batches of ``translator.batch_size``, after a warm-up."""
+    x = tiles[: translator.batch_size]
+    translator.infer(x)
+    start = time.perf_counter()
+    for _ in range(batches):
+        translator.infer(x).cpu()  # .cpu() waits for a GPU to finish
+    return batches * len(x) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model directory (default: a random U-Net of --ngf)")
+    parser.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--size", type=int, default=3072)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=8, help="batches timed for the ceiling")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = args.model
+        if model is None:
+            torch.manual_seed(0)
+            net = UNetGenerator(ngf=args.ngf, levels=8)
+            init_weights(net)
+            model = save_model(tmp / "model", net, ModelCard(ngf=args.ngf))
+        src = tmp / "input.tif"
+        build_raster(src, args.size)
+        with rasterio.open(src) as ds:
+            per_row = args.size // 256
+            crops = [
+                ds.read(window=((r * 256, r * 256 + 256), (c * 256, c * 256 + 256)))
+                for r, c in (divmod(i, per_row) for i in range(args.batch_size))
+            ]
+        tiles = torch.from_numpy(np.stack(crops).astype(np.float32) / 127.5 - 1)
+        common = {"batch_size": args.batch_size, "device": args.device}
+        print(f"model {model}; raster {args.size} x {args.size}; batch {args.batch_size}")
+
+        print("\ngenerator alone, tiles/s, by inference option (best of --repeat, interleaved):")
+        options = [
+            (precision, fuse, channels_last)
+            for precision in args.precision
+            for fuse, channels_last in ((False, False), (True, False), (True, True))
+        ]
+        translators = [
+            Translator.load(model, fuse=f, channels_last=c, precision=p, **common)
+            for p, f, c in options
+        ]
+        rates = [0.0] * len(options)
+        for _ in range(args.repeat):
+            for i, t in enumerate(translators):
+                rates[i] = max(rates[i], generator_alone(t, tiles, args.batches))
+        for (precision, fuse, channels_last), rate in zip(options, rates, strict=True):
+            print(
+                f"  {precision}  BatchNorm folded {fuse!s:5}  channels-last "
+                f"{channels_last!s:5}  {rate:7.2f}"
+            )
+        del translators
+
+        print("\nend to end (default options) against the generator alone:")
+        outputs = {}
+        for precision in args.precision:
+            t = Translator.load(model, precision=precision, **common)
+            ceiling, seconds = 0.0, float("inf")
+            for _ in range(args.repeat):  # best of: other jobs on the machine only slow things
+                ceiling = max(ceiling, generator_alone(t, tiles, args.batches))
+                dst = tmp / f"out_{precision}.tif"
+                summary = t.render(src, dst, resolution="native", progress=False, overwrite=True)
+                seconds = min(seconds, summary.seconds)
+            rate = summary.tiles / seconds
+            print(
+                f"  {precision}: {summary.tiles} tiles in {seconds:.1f} s, {rate:.2f} tiles/s, "
+                f"{args.size**2 / seconds / 1e6:.3f} Mpx/s; generator alone {ceiling:.2f} tiles/s; "
+                f"efficiency {rate / ceiling:.2f}"
+            )
+            with rasterio.open(dst) as ds:
+                outputs[precision] = ds.read().astype(np.int16)
+        here = summary.tiles * t.tile**2 / args.size**2
+        large = (t.tile / (t.tile - t.overlap)) ** 2
+        print(
+            f"\noverlap {t.overlap} px, margin {t.margin} px: {here:.2f} model tiles per output "
+            f"tile here, {large:.2f} on a large raster"
+        )
+        if "fp32" in outputs:
+            for precision, out in outputs.items():
+                if precision != "fp32":
+                    diff = np.abs(out - outputs["fp32"])
+                    print(
+                        f"{precision} vs fp32 output: mean abs difference {diff.mean():.3f} DN, "
+                        f"99th percentile {np.percentile(diff, 99):.0f} DN, max {diff.max()} DN"
+                    )
+
+
+if __name__ == "__main__":
+    main()
