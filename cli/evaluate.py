@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import click
@@ -25,7 +26,9 @@ from .options import device_option, fail_cleanly
     type=click.Path(file_okay=False, path_type=Path),
     help="Write each predicted image into this folder as PNG.",
 )
-@click.option("--limit", type=int, help="Score only the first N pairs (sorted by name).")
+@click.option(
+    "--limit", type=click.IntRange(1), help="Score only the first N pairs (sorted by name)."
+)
 @click.option(
     "--direction",
     type=click.Choice(["AtoB", "BtoA"]),
@@ -77,22 +80,25 @@ def evaluate(
     from geo_p2p.evaluate import evaluate as run_evaluation
     from geo_p2p.evaluate import evaluation_files
     from geo_p2p.metrics import format_table
-    from geo_p2p.nets import set_inference_stats
     from geo_p2p.render import Translator
 
     card = load_card(model)
     files = evaluation_files(data)[:limit]
-    translator = Translator.load(model, batch_size=batch_size, device=device)
-    if inference_stats is not None:
-        set_inference_stats(translator.module, inference_stats)  # type: ignore[arg-type]
+    translator = Translator.load(
+        model,
+        inference_stats=inference_stats,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        device=device,
+    )
     data_gsd = gsd if gsd is not None else dataset_gsd(data, files)
     summary = run_evaluation(translator, files, direction or card.direction, data_gsd, predictions)
     click.echo(format_table(summary))
+    finite = {k: v if math.isfinite(v) else None for k, v in summary.items()}  # strict JSON
     if json_path is not None:
-        json_path.write_text(json.dumps(summary, indent=2) + "\n")
+        json_path.write_text(json.dumps(finite, indent=2) + "\n")
     if write_card:
         key = data.resolve().name
         stats = inference_stats or card.inference_stats
-        card = dataclasses.replace(card, metrics={**card.metrics, key: {**summary, "stats": stats}})
+        card = dataclasses.replace(card, metrics={**card.metrics, key: {**finite, "stats": stats}})
         save_card(model, card)
         click.echo(f"metrics stored in {model / 'card.json'}")

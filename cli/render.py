@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import click
 from rasterio.errors import RasterioError
 
 from geo_p2p.render import RenderError, Translator
+
+from .options import device_option, fail_cleanly
 
 
 def _numbers(ctx: click.Context, param: click.Parameter, value: str | None, kind: type):
@@ -35,11 +38,12 @@ def _resolution(ctx: click.Context, param: click.Parameter, value: str):
     if value in ("auto", "native"):
         return value
     try:
-        return float(value)
+        metres = float(value)
     except ValueError:
-        raise click.BadParameter(
-            f"expected auto, native or metres per pixel, got {value!r}"
-        ) from None
+        metres = math.nan
+    if not (math.isfinite(metres) and metres > 0):
+        raise click.BadParameter(f"expected auto, native or metres per pixel, got {value!r}")
+    return metres
 
 
 def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]):
@@ -87,13 +91,7 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     type=click.IntRange(1),
     help="Tiles per forward pass (output does not depend on it).",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-    help="Where the generator runs (auto: CUDA, then MPS, then CPU).",
-)
+@device_option
 @click.option(
     "--precision",
     default="auto",
@@ -118,6 +116,7 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     help="Also write a small input | output preview.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@fail_cleanly
 def render(
     input: str,
     output: str,

@@ -42,8 +42,20 @@ def parse_load_size(ctx: click.Context, param: click.Parameter, value: str) -> i
     show_default=True,
     help="AtoB: left half -> right half (aerial -> map for the maps pairs).",
 )
-@click.option("--ngf", default=64, show_default=True, help="Generator width (paper: 64).")
-@click.option("--ndf", default=64, show_default=True, help="Discriminator width (paper: 64).")
+@click.option(
+    "--ngf",
+    default=64,
+    type=click.IntRange(1),
+    show_default=True,
+    help="Generator width (paper: 64).",
+)
+@click.option(
+    "--ndf",
+    default=64,
+    type=click.IntRange(1),
+    show_default=True,
+    help="Discriminator width (paper: 64).",
+)
 @click.option(
     "--tile",
     default=256,
@@ -58,14 +70,27 @@ def parse_load_size(ctx: click.Context, param: click.Parameter, value: str) -> i
     help="Resize each half to this before the random crop (paper: 286), or 'native' to crop "
     "at the images' own resolution.",
 )
-@click.option("--epochs", default=100, show_default=True, help="Epochs at the initial rate.")
+@click.option(
+    "--epochs",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Epochs at the initial rate.",
+)
 @click.option(
     "--epochs-decay",
     default=100,
+    type=click.IntRange(0),
     show_default=True,
     help="Further epochs over which the learning rate decays linearly to zero.",
 )
-@click.option("--batch-size", default=1, show_default=True, help="Pairs per step (paper: 1).")
+@click.option(
+    "--batch-size",
+    default=1,
+    type=click.IntRange(1),
+    show_default=True,
+    help="Pairs per step (paper: 1).",
+)
 @click.option("--lr", default=2e-4, show_default=True, help="Adam learning rate.")
 @click.option("--lambda-l1", default=100.0, show_default=True, help="Weight of the L1 loss.")
 @click.option("--seed", default=0, show_default=True, help="Seed of weights, order and jitter.")
@@ -83,14 +108,22 @@ def parse_load_size(ctx: click.Context, param: click.Parameter, value: str) -> i
     show_default=True,
     help="Channels-last memory format on CUDA.",
 )
-@click.option("--save-every", default=5, show_default=True, help="Checkpoint every N epochs.")
+@click.option(
+    "--save-every",
+    default=5,
+    type=click.IntRange(1),
+    show_default=True,
+    help="Checkpoint every N epochs.",
+)
 @click.option(
     "--workers",
-    type=int,
+    type=click.IntRange(0),
     default=None,
     help="Data-loading processes [default: cpus - 1 (at most 8) on CUDA, 1 otherwise].",
 )
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps in all.")
+@click.option(
+    "--max-steps", type=click.IntRange(1), default=None, help="Stop after this many steps in all."
+)
 @click.option(
     "--gsd",
     type=float,

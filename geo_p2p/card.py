@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .nets import InferenceStats, UNetGenerator, levels_for_tile, set_inference_stats
 
@@ -54,14 +54,6 @@ class ModelCard:
         return UNetGenerator(ngf=self.ngf, levels=levels_for_tile(self.tile))
 
 
-def _publish(tmp: str, path: Path) -> None:
-    """Give a finished temporary file the usual permissions and move it to ``path``."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates files readable by their owner only
-    os.replace(tmp, path)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -69,7 +61,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        _publish(tmp, path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files readable by their owner only
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -88,14 +83,7 @@ def save_model(
         k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
         for k, v in generator.state_dict().items()
     }
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".weights.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        _publish(tmp, directory / WEIGHTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
     save_card(directory, card)
     return directory
 
@@ -125,7 +113,15 @@ def load_model(directory: str | Path | None = None) -> tuple[UNetGenerator, Mode
     if not weights.is_file():
         raise FileNotFoundError(f"{directory} has a model card but no {WEIGHTS_FILE}")
     generator = card.build_generator()
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(weights).items()}
-    generator.load_state_dict(state)
+    try:
+        state = load_file(weights)
+        generator.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
+    except Exception as e:  # a corrupt file, or weights of another architecture or width
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(
+            f"{weights} does not hold the generator its card describes: {first}"
+        ) from e
     set_inference_stats(generator, card.inference_stats)
     return generator.eval(), card

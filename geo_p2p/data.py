@@ -17,6 +17,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
+from .mosaic import u8_to_signed
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -121,8 +123,7 @@ def load_pair(path: Path, direction: str = "AtoB") -> tuple[Image.Image, Image.I
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB image -> float tensor (3, H, W) in [-1, 1]."""
-    arr = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
-    return arr.permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(u8_to_signed(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)))
 
 
 class PairDataset(Dataset):

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .data import DataError, list_images, load_pair
 from .metrics import MetricAccumulator
+from .mosaic import u8_to_signed
 from .render import Translator
 
 
@@ -71,7 +72,7 @@ class ConstantImage(torch.nn.Module):
 
     def __init__(self, rgb: Sequence[int]) -> None:
         super().__init__()
-        colour = torch.tensor([float(c) for c in rgb]) / 127.5 - 1.0
+        colour = torch.from_numpy(u8_to_signed(np.array(rgb, np.uint8)))
         self.register_buffer("colour", colour.view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

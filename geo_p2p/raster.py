@@ -68,11 +68,11 @@ class Source:
     """Transform of the output grid; None when the input has no georeferencing."""
     resampling: Resampling | None
     """None: the output grid is the input's own (no resampling)."""
-    input_shape: tuple[int, int] = (0, 0)
+    input_shape: tuple[int, int]
     """Height and width of the input raster."""
-    input_block_rows: int = 1
+    input_block_rows: int
     """Rows in one block of the input's internal tiling (or strips)."""
-    input_pixel_bytes: int = 3
+    input_pixel_bytes: int
     """Bytes per pixel of the input, all bands (GDAL caches whole interleaved blocks)."""
 
 
@@ -110,7 +110,9 @@ def inspect_source(
         if resolution == "auto" and gsd is None:
             log.info("the model's ground resolution is unknown: rendering on the input's grid")
         width, height, transform, resampling = _output_grid(src, target)
-        return Source(str(path), chosen, value_scale, width, height, src.crs, transform, resampling)
+        return Source(
+            str(path), chosen, value_scale, width, height, src.crs, transform, resampling, **layout
+        )
 
 
 def open_quietly(path: str | Path, mode: str = "r", **profile: object) -> rasterio.DatasetBase:
@@ -142,8 +144,11 @@ def _check_ungeoreferenced(src: rasterio.DatasetReader, allowed: bool) -> None:
             "rectify it first (gdalwarp), or pass --allow-ungeoreferenced",
             "INPUT",
         )
+    missing = "coordinate reference system" if src.crs is None else "geotransform"
+    if src.crs is None and not src.transform.is_identity:
+        missing += " (a world file without .prj, say: add one)"
     raise RenderError(
-        f"{src.name} has no coordinate reference system or geotransform: "
+        f"{src.name} has no {missing}: "
         "pass --allow-ungeoreferenced to translate its pixel grid anyway",
         "INPUT",
     )

@@ -37,8 +37,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .card import ModelCard, atomic_write_bytes, save_model
-from .data import EpochSampler, PairDataset, check_pairs, dataset_gsd, find_pairs
+from .data import DataError, EpochSampler, PairDataset, check_pairs, dataset_gsd, find_pairs
 from .device import resolve_device
+from .mosaic import signed_to_u8
 from .nets import (
     InferenceStats,
     PatchDiscriminator,
@@ -115,6 +116,17 @@ class Trainer:
         self.val_files = check_pairs(folders.val, config.skip_bad) if folders.val else []
         if config.gsd is None:
             config.gsd = dataset_gsd(config.data, self.train_files)
+        with Image.open(self.train_files[0]) as im:
+            half = im.size[1]
+        if (config.load_size or half) < config.tile:
+            raise DataError(
+                f"the {config.tile} px training crop does not fit in {half} px halves "
+                f"{f'resized to {config.load_size} px' if config.load_size else 'at native size'}"
+                ": use a larger --load-size or a smaller --tile"
+            )
+        for name in ("save_every", "batch_size", "ngf", "ndf"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         self.dataset = PairDataset(
             self.train_files, config.direction, config.tile, config.load_size, seed=config.seed
         )
@@ -322,8 +334,8 @@ class Trainer:
                 self.sched_D.step()
                 if self.rank == 0:
                     self.write_samples()
-                if self.epoch % cfg.save_every == 0 or self.epoch == total_epochs:
-                    self.save_checkpoint()
+                if self.epoch % cfg.save_every == 0 and self.epoch < total_epochs:
+                    self.save_checkpoint()  # the last one is saved below
         except KeyboardInterrupt:
             log.warning("interrupted: saving a checkpoint at epoch %d", self.epoch + 1)
             self.save_checkpoint()
@@ -388,7 +400,7 @@ class Trainer:
             rows.append(torch.cat([a, y, b], 2))
         g.train()
         grid = torch.cat(rows, 1)
-        arr = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        arr = signed_to_u8(grid.numpy()).transpose(1, 2, 0)
         out = self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png"
         out.parent.mkdir(exist_ok=True)
         buffer = io.BytesIO()

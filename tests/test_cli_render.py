@@ -50,6 +50,9 @@ def test_render_with_a_model_directory(model_dir: Path, tmp_path: Path) -> None:
         (["{src}", "--scale", "3"], "MIN,MAX"),
         (["{src}", "--co", "COMPRESS"], "NAME=VALUE"),
         (["{src}", "--resolution", "fine"], "auto, native or metres per pixel"),
+        (["{src}", "--resolution", "nan"], "auto, native or metres per pixel"),
+        (["{src}", "--margin", "20"], "Invalid value for --margin"),
+        (["{src}", "--quicklook", "{out}"], "cannot be the output GeoTIFF"),
         (["{src}", "--overlap", "40"], "overlap must be 0 to 31"),
         (["{src}", "--aoi", "POLYGON((0 0, 1 0, 1 1, 0 0))"], "does not meet the raster"),
         (["{src}", "--aoi", "not wkt"], "cannot read the area of interest"),
@@ -62,7 +65,7 @@ def test_user_errors_are_one_line(
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
     raw = write_raster(tmp_path / "raw.tif", np.zeros((3, 8, 8), np.uint8), crs=None)
-    names = {"text": text, "raw": raw, "src": WEBODM}
+    names = {"text": text, "raw": raw, "src": WEBODM, "out": tmp_path / "out.tif"}
     args = [a.format(**names) for a in args]
     result = run(*args, "-o", tmp_path / "out.tif", "--model", model_dir)
     assert result.exit_code == 2, result.output
@@ -86,3 +89,12 @@ def test_existing_output_and_missing_default_model(
 def test_output_is_required() -> None:
     result = run(CHARLOTTE)
     assert result.exit_code == 2 and "-o" in result.output
+
+
+def test_a_model_whose_weights_do_not_fit_is_one_line(model_dir: Path, tmp_path: Path) -> None:
+    (model_dir / "generator.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+    result = run(CHARLOTTE, "-o", tmp_path / "out.tif", "--model", model_dir)
+    assert result.exit_code == 2
+    error = result.output.strip().splitlines()[-1]
+    assert "does not hold the generator its card describes" in error
+    assert "Traceback" not in result.output

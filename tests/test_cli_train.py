@@ -60,6 +60,11 @@ def test_bad_input_is_one_line(tmp_path) -> None:
         assert len(result.output.strip().splitlines()) == 1, result.output
     result = run("train", str(PAIRS), "--load-size", "big")
     assert result.exit_code == 2 and "'native'" in result.output
+    result = run("train", str(PAIRS), "-o", str(tmp_path / "r"), *TINY, "--load-size", "24")
+    assert result.exit_code == 1
+    assert "32 px training crop does not fit in 600 px halves resized to 24 px" in result.output
+    result = run("train", str(PAIRS), "--save-every", "0")
+    assert result.exit_code == 2 and "--save-every" in result.output
 
 
 def test_help_explains_every_option() -> None:

@@ -78,3 +78,30 @@ def test_cli_evaluate_errors(tmp_path) -> None:
     assert "no pair images" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["evaluate", str(tmp_path), str(PAIRS)])
     assert result.exit_code == 1 and "not a model directory" in result.output
+
+
+def test_cli_inference_stats_override_reaches_the_model(tmp_path) -> None:
+    torch.manual_seed(0)
+    g = UNetGenerator(ngf=4, levels=5)
+    g.train()(torch.rand(4, 3, 32, 32))  # running statistics unlike any one tile's
+    model = save_model(tmp_path / "m", g, ModelCard(ngf=4, tile=32, inference_stats="running"))
+    outputs = {}
+    for stats in ("running", "tile"):
+        out = tmp_path / f"{stats}.json"
+        result = CliRunner().invoke(
+            cli,
+            [
+                "evaluate",
+                str(model),
+                str(PAIRS),
+                "--inference-stats",
+                stats,
+                "--json",
+                str(out),
+                "--device",
+                "cpu",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        outputs[stats] = json.loads(out.read_text())
+    assert outputs["running"]["l1"] != outputs["tile"]["l1"]

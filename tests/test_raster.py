@@ -170,3 +170,14 @@ def test_gdal_cache_depends_on_the_strip_not_the_raster() -> None:
     big = dataclasses.replace(small, width=65536, height=65536, input_shape=(65536, 65536))
     assert gdal_cache_bytes(small, 256, 4096) == gdal_cache_bytes(big, 256, 4096) < 64 * 2**20
     assert gdal_cache_bytes(big, 256, 2048) < gdal_cache_bytes(big, 256, 4096)
+
+
+def test_inspected_sources_know_their_input_layout() -> None:
+    """The cache budget counts the input blocks of a real georeferenced file, too."""
+    for resolution in ("native", 2.0):
+        source = inspect_source(CHARLOTTE, resolution=resolution)
+        with rasterio.open(CHARLOTTE) as src:
+            assert source.input_shape == (src.height, src.width)
+            assert source.input_block_rows == src.block_shapes[0][0]
+        no_input = dataclasses.replace(source, input_shape=(0, 0), input_block_rows=0)
+        assert gdal_cache_bytes(source, 256, 4096) > gdal_cache_bytes(no_input, 256, 4096)
