@@ -24,6 +24,7 @@ from render_memory import build_raster  # benchmarks/ is on the path when run as
 
 from geo_p2p import Translator
 from geo_p2p.card import ModelCard, save_model
+from geo_p2p.device import resolve_device
 from geo_p2p.nets import UNetGenerator, init_weights
 
 
@@ -47,9 +48,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8, help="batches timed for the ceiling")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="auto: CUDA when there is one")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    device = str(resolve_device(args.device))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model
@@ -67,7 +69,7 @@ def main() -> None:
                 for r, c in (divmod(i, per_row) for i in range(args.batch_size))
             ]
         tiles = torch.from_numpy(np.stack(crops).astype(np.float32) / 127.5 - 1)
-        common = {"batch_size": args.batch_size, "device": args.device}
+        common = {"batch_size": args.batch_size, "device": device}
         print(f"model {model}; raster {args.size} x {args.size}; batch {args.batch_size}")
 
         print("\ngenerator alone, tiles/s, by inference option (best of --repeat, interleaved):")
