@@ -25,3 +25,8 @@ def resolve_device(name: str) -> torch.device:
     if not available.get(device.type, False):
         raise ValueError(f"device {name!r} is not available here: use auto or cpu")
     return device
+
+
+def cuda_autocast_dtype() -> torch.dtype:
+    """Mixed-precision type on this CUDA GPU: bf16 where supported, else fp16."""
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from .aoi import AreaOfInterest
 from .card import load_model
-from .device import resolve_device
+from .device import cuda_autocast_dtype, resolve_device
 from .fusion import fuse_batchnorm
 from .geotiff import (
     GDAL_OPTIONS,
@@ -452,7 +452,7 @@ def _autocast_dtype(device: torch.device, precision: Precision) -> torch.dtype |
     if precision == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return cuda_autocast_dtype()
     dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if precision not in dtypes:
         raise RenderError(

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from .card import ModelCard, atomic_write_bytes, save_model
 from .data import DataError, EpochSampler, PairDataset, check_pairs, dataset_gsd, find_pairs
-from .device import resolve_device
+from .device import cuda_autocast_dtype, resolve_device
 from .mosaic import signed_to_u8
 from .nets import (
     InferenceStats,
@@ -117,7 +117,7 @@ class Trainer:
         if config.gsd is None:
             config.gsd = dataset_gsd(config.data, self.train_files)
         with Image.open(self.train_files[0]) as im:
-            half = im.size[1]
+            self.half_size = half = im.size[1]  # side of one half as stored
         if (config.load_size or half) < config.tile:
             raise DataError(
                 f"the {config.tile} px training crop does not fit in {half} px halves "
@@ -157,8 +157,7 @@ class Trainer:
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, rule)
         self.amp_dtype = None
         if config.amp or (config.amp is None and self.use_cuda):
-            bf16 = not self.use_cuda or torch.cuda.is_bf16_supported()
-            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+            self.amp_dtype = cuda_autocast_dtype() if self.use_cuda else torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.wall_time = 0.0
@@ -221,8 +220,7 @@ class Trainer:
         cfg = self.cfg
         gsd = cfg.gsd
         if gsd is not None and cfg.load_size is not None:
-            with Image.open(self.train_files[0]) as im:
-                gsd = gsd * (im.size[1] / cfg.load_size)
+            gsd = gsd * (self.half_size / cfg.load_size)
         return ModelCard(
             ngf=cfg.ngf,
             tile=cfg.tile,
