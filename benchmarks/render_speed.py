@@ -2,10 +2,13 @@
 
 Input: real imagery (the EPSG:3857 test raster, mirrored and repeated, as render_memory.py builds
 it) written as a tiled DEFLATE GeoTIFF with its CRS. For each precision: the generator alone on
-in-memory batches of real tiles (``Translator.infer``, what render calls), then a whole
-render of the raster with default overlap and margin; the ratio is the pipeline's efficiency.
-Also: the generator alone with each inference option off (BatchNorm folding, channels-last), the
-cost of the overlap, and the output difference between precisions.
+in-memory batches of real tiles, as many as the render translates, run two ways (one batch at a
+time on all threads with ``Translator.infer``, and as render runs them with
+``Translator.infer_stream``); then a whole render of the raster with default overlap and margin.
+End to end over the faster of the two is the pipeline's efficiency. Also: the generator alone
+with each inference option off (BatchNorm folding, channels-last), the cost of the overlap, and
+the output difference between precisions. Like the command line, it keeps freed memory for reuse
+(``geo_p2p.allocator``) unless given ``--system-allocator``.
 
     python benchmarks/render_speed.py [--model DIR | --ngf 64] [--size 3072] [--batch-size 8]
 """
@@ -23,19 +26,27 @@ import torch
 from render_memory import build_raster  # benchmarks/ is on the path when run as a script
 
 from geo_p2p import Translator
+from geo_p2p.allocator import keep_freed_memory
 from geo_p2p.card import ModelCard, save_model
 from geo_p2p.device import resolve_device
 from geo_p2p.nets import UNetGenerator, init_weights
 
 
-def generator_alone(translator: Translator, tiles: torch.Tensor, batches: int) -> float:
-    """Tiles per second of ``translator.infer`` (the model's work in a render) on in-memory
-    batches of ``translator.batch_size``, after a warm-up."""
+def generator_alone(
+    translator: Translator, tiles: torch.Tensor, batches: int, stream: bool = False
+) -> float:
+    """Tiles per second of the generator on in-memory batches of ``translator.batch_size``,
+    after a warm-up: one batch at a time with ``infer``, or as render runs them with
+    ``infer_stream`` (``stream``)."""
     x = tiles[: translator.batch_size]
     translator.infer(x)
     start = time.perf_counter()
-    for _ in range(batches):
-        translator.infer(x).cpu()  # .cpu() waits for a GPU to finish
+    if stream:
+        for _, y in translator.infer_stream(range(batches), lambda _: x):
+            y.cpu()  # waits for a GPU to finish
+    else:
+        for _ in range(batches):
+            translator.infer(x).cpu()
     return batches * len(x) / (time.perf_counter() - start)
 
 
@@ -45,13 +56,22 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--size", type=int, default=3072)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=8, help="batches timed for the ceiling")
+    parser.add_argument(
+        "--batches", type=int, help="batches timed alone (default: as many tiles as the render)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--device", default="auto", help="auto: CUDA when there is one")
+    parser.add_argument(
+        "--system-allocator", action="store_true", help="leave malloc's settings as they are"
+    )
     args = parser.parse_args()
     device = str(resolve_device(args.device))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
+    kept = not args.system_allocator and keep_freed_memory()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"freed memory {'kept for reuse' if kept else 'returned (system allocator settings)'}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model
@@ -71,6 +91,8 @@ def main() -> None:
         tiles = torch.from_numpy(np.stack(crops).astype(np.float32) / 127.5 - 1)
         common = {"batch_size": args.batch_size, "device": device}
         print(f"model {model}; raster {args.size} x {args.size}; batch {args.batch_size}")
+        probe = Translator.load(model, **common)
+        batches = args.batches or -(-len(probe.grid(args.size, args.size).tiles) // args.batch_size)
 
         print("\ngenerator alone, tiles/s, by inference option (best of --repeat, interleaved):")
         options = [
@@ -85,7 +107,7 @@ def main() -> None:
         rates = [0.0] * len(options)
         for _ in range(args.repeat):
             for i, t in enumerate(translators):
-                rates[i] = max(rates[i], generator_alone(t, tiles, args.batches))
+                rates[i] = max(rates[i], generator_alone(t, tiles, batches))
         for (precision, fuse, channels_last), rate in zip(options, rates, strict=True):
             print(
                 f"  {precision}  BatchNorm folded {fuse!s:5}  channels-last "
@@ -93,21 +115,25 @@ def main() -> None:
             )
         del translators
 
-        print("\nend to end (default options) against the generator alone:")
+        print(
+            "\nend to end (default options) against the generator alone, one batch at a time "
+            "and as render runs it:"
+        )
         outputs = {}
         for precision in args.precision:
             t = Translator.load(model, precision=precision, **common)
-            ceiling, seconds = 0.0, float("inf")
+            single, stream, seconds = 0.0, 0.0, float("inf")
             for _ in range(args.repeat):  # best of: other jobs on the machine only slow things
-                ceiling = max(ceiling, generator_alone(t, tiles, args.batches))
+                single = max(single, generator_alone(t, tiles, batches))
+                stream = max(stream, generator_alone(t, tiles, batches, stream=True))
                 dst = tmp / f"out_{precision}.tif"
                 summary = t.render(src, dst, resolution="native", progress=False, overwrite=True)
                 seconds = min(seconds, summary.seconds)
             rate = summary.tiles / seconds
             print(
                 f"  {precision}: {summary.tiles} tiles in {seconds:.1f} s, {rate:.2f} tiles/s, "
-                f"{args.size**2 / seconds / 1e6:.3f} Mpx/s; generator alone {ceiling:.2f} tiles/s; "
-                f"efficiency {rate / ceiling:.2f}"
+                f"{args.size**2 / seconds / 1e6:.3f} Mpx/s; generator alone {single:.2f} / "
+                f"{stream:.2f} tiles/s; efficiency {rate / max(single, stream):.2f}"
             )
             with rasterio.open(dst) as ds:
                 outputs[precision] = ds.read().astype(np.int16)

@@ -27,7 +27,9 @@ def u8_to_signed(image: np.ndarray) -> np.ndarray:
     >>> u8_to_signed(np.array([0, 255], np.uint8)).tolist()
     [-1.0, 1.0]
     """
-    return image.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    signed = np.divide(image, np.float32(127.5), dtype=np.float32)
+    signed -= np.float32(1.0)
+    return signed
 
 
 def signed_to_u8(values: np.ndarray) -> np.ndarray:
@@ -36,7 +38,10 @@ def signed_to_u8(values: np.ndarray) -> np.ndarray:
     >>> signed_to_u8(np.array([-1.5, 0.0, 1.0], np.float32)).tolist()
     [0, 128, 255]
     """
-    return np.clip(np.rint((values + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    x = np.asarray(values + np.float32(1.0))  # one temporary, the rest in place (hot loop)
+    x *= np.float32(127.5)
+    np.clip(np.rint(x, out=x), 0, 255, out=x)
+    return x.astype(np.uint8)
 
 
 @dataclass
@@ -142,6 +147,8 @@ class BlockMosaic:
         acc, wsum = self._accumulators(by, bx)  # a block whose tiles were all skipped is empty
         del self._open[by, bx]
         valid = wsum > 0
-        mean = np.divide(acc, wsum, out=np.full_like(acc, -1.0), where=valid)
+        mean = np.divide(acc, wsum, out=acc, where=valid)
+        if not valid.all():
+            mean[:, ~valid] = -1.0
         bh, bw = self.block
         return Block(by * bh, bx * bw, signed_to_u8(mean), valid.astype(np.uint8) * 255)

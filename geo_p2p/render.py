@@ -1,8 +1,8 @@
 """The render pipeline: raster windows -> batches -> generator -> blended blocks -> GeoTIFF.
 
-Three threads overlap the work: one reads and decodes the next windows into batches, the caller's
-thread runs the generator and nothing else, one blends the outputs and writes finished blocks.
-Nothing holds the whole raster. Example::
+Threads overlap the work: one reads and decodes the next windows into batches, the generator runs
+in its own thread(s) (two batches at once on a multi-core CPU, see :meth:`Translator.infer_stream`),
+one blends the outputs and writes finished blocks. Nothing holds the whole raster. Example::
 
     from geo_p2p import Translator
 
@@ -18,10 +18,12 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import rasterio
@@ -68,6 +70,7 @@ STRIP_WIDTH = 4096
 """Columns rendered at a time; memory is bounded by this width rather than the raster's."""
 TileData = tuple[Tile, np.ndarray, np.ndarray]
 """A tile, its model input (3, T, T) uint8 with no-data filled, and its validity (T, T) bool."""
+Item = TypeVar("Item")
 
 
 @dataclass
@@ -155,7 +158,7 @@ class Translator:
             channels_last = not _normalises_per_tile(module)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.module = module.eval().to(self.device, memory_format=self.memory_format)
-        self._exact: bool | None = None  # whether whole batches match tile-by-tile calls
+        self._exact: dict[int, bool] = {}  # by torch threads: whole batches == tile by tile?
 
     @classmethod
     def load(
@@ -271,7 +274,8 @@ class Translator:
         grid = self.grid(source.height, source.width)
         if area is not None:
             grid = grid.select(area.pixels)
-        self._batch_is_exact()  # the one-off check, outside the timed render
+        with self._model_threads():
+            self._batch_is_exact()  # the one-off check, outside the timed render
         start = time.perf_counter()
         cache = gdal_cache_bytes(source, self.tile, self.strip_width)
         with rasterio.Env(GDAL_CACHEMAX=cache, **GDAL_OPTIONS), atomic_output(dst) as tmp:
@@ -335,11 +339,12 @@ class Translator:
         )
         batches = contextlib.closing(prefetch(self._batches(keys, tiles)))
         with bar, OrderedWorker(blend) as writer, batches as queued:
-            for batch in queued:
-                y = None if batch.inputs is None else self.infer(batch.inputs)
-                writer.put((batch, y))
-                translated += 0 if y is None else len(y)
-                bar.update(len(batch.tiles))
+            results = contextlib.closing(self.infer_stream(queued, lambda batch: batch.inputs))
+            with results as translated_batches:
+                for batch, y in translated_batches:
+                    writer.put((batch, y))
+                    translated += 0 if y is None else len(y)
+                    bar.update(len(batch.tiles))
         return translated, len(keys)
 
     def _batches(
@@ -371,6 +376,44 @@ class Translator:
         x = x.contiguous(memory_format=self.memory_format)
         return _Batch(entries, x.pin_memory() if self.device.type == "cuda" else x)
 
+    def infer_stream(
+        self, items: Iterable[Item], inputs: Callable[[Item], torch.Tensor | None]
+    ) -> Generator[tuple[Item, torch.Tensor | None], None, None]:
+        """Run the module on the batch ``inputs(item)`` of each item as render does, yielding
+        ``(item, output)`` in order (output None where the input is None).
+
+        On a CPU with several threads, two batches run at once with half of torch's threads
+        each: as fast as one batch on all threads, but a reading or writing thread that takes a
+        core stalls one of them instead of both halves of one (see benchmarks/README.md). Elsewhere
+        one batch runs at a time. Torch's thread count is restored when the stream ends.
+        """
+        with contextlib.ExitStack() as stack:
+            workers = stack.enter_context(self._model_threads())
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="geo-p2p-model")
+            stack.callback(pool.shutdown, cancel_futures=True)
+            self._batch_is_exact()  # checked with the threads the batches run with
+            pending: deque[tuple[Item, Future[torch.Tensor] | None]] = deque()
+            for item in items:
+                x = inputs(item)
+                pending.append((item, None if x is None else pool.submit(self.infer, x)))
+                if len(pending) > workers:  # one more waits, so no worker is ever idle
+                    yield _result(*pending.popleft())
+            while pending:
+                yield _result(*pending.popleft())
+
+    @contextlib.contextmanager
+    def _model_threads(self) -> Iterator[int]:
+        """Set torch's threads for the model workers of a render; yields how many workers."""
+        threads = torch.get_num_threads()
+        if self.device.type != "cpu" or threads < 2:
+            yield 1
+            return
+        torch.set_num_threads(threads // 2)  # also what new threads (the workers) start with
+        try:
+            yield 2
+        finally:
+            torch.set_num_threads(threads)
+
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """Run the module on a batch as render does: (N, 3, T, T) float in [-1, 1] to the same,
         on the device (in the module's output dtype and memory format).
@@ -397,21 +440,29 @@ class Translator:
             return self.module(x.contiguous(memory_format=self.memory_format))
 
     def _batch_is_exact(self) -> bool:
-        if self._exact is None and self.device.type != "cpu":
+        threads = torch.get_num_threads()  # kernels may change with it, so checked for each
+        if self.device.type != "cpu":
             # GPU kernels are chosen per shape and are not bit-exact across batch sizes anyway;
             # tile-by-tile calls would waste the GPU. The guarantee below holds on the CPU.
-            self._exact = True
-        if self._exact is None:
+            return True
+        if threads not in self._exact:
             g = torch.Generator().manual_seed(0)
             x = torch.rand(self.batch_size, 3, self.tile, self.tile, generator=g) * 2 - 1
             x = x.to(self.device)
             whole = self._call(x)
             single = torch.cat([self._call(x[i : i + 1]) for i in range(len(x))])
-            self._exact = bool(torch.equal(whole, single))
+            self._exact[threads] = exact = bool(torch.equal(whole, single))
             log.debug(
-                "batches of %d run %s", self.batch_size, "whole" if self._exact else "tile by tile"
+                "batches of %d run %s with %d threads",
+                self.batch_size,
+                "whole" if exact else "tile by tile",
+                threads,
             )
-        return self._exact
+        return self._exact[threads]
+
+
+def _result(item: Item, future: Future[torch.Tensor] | None) -> tuple[Item, torch.Tensor | None]:
+    return item, None if future is None else future.result()
 
 
 def _raster_tiles(

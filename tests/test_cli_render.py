@@ -31,12 +31,15 @@ def test_render_with_a_model_directory(model_dir: Path, tmp_path: Path) -> None:
         "--batch-size",
         3,
         "--co",
+        "COMPRESS=DEFLATE",
+        "--co",
         "ZLEVEL=9",
         "--alpha",
     )
     assert result.exit_code == 0, result.output
     with rasterio.open(dst) as out:
         assert out.count == 4 and out.width == 212
+        assert out.compression.name == "deflate"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ no-data, AOI, atomic output."""
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,37 @@ def test_output_is_bit_identical_for_batch_sizes_1_and_7(tmp_path: Path) -> None
     np.testing.assert_array_equal(read(tmp_path / "strips.tif")[0], outputs[0])
 
 
+class ThreadRecorder(torch.nn.Module):
+    """Identity that records the thread each batch runs in and torch's thread count there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: set[tuple[str, int]] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.add((threading.current_thread().name[:13], torch.get_num_threads()))
+        return x
+
+
+def test_with_two_threads_two_batches_run_at_once_on_one_thread_each(tmp_path: Path) -> None:
+    torch.set_num_threads(2)  # the fixture restores one thread afterwards
+    recorder = ThreadRecorder()
+    image = np.random.default_rng(3).integers(0, 256, (100, 120, 3), np.uint8)
+    np.testing.assert_array_equal(
+        Translator(recorder, tile=32, device="cpu").translate(image), image
+    )
+    assert recorder.calls == {("geo-p2p-model", 1), ("MainThread", 1)}  # workers, batch check
+    assert torch.get_num_threads() == 2  # restored
+    # The output is the one a single thread gives.
+    net, outputs = tiny_unet(), []
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        dst = tmp_path / f"t{threads}.tif"
+        Translator(net, tile=32, batch_size=3, device="cpu").render(CHARLOTTE, dst, progress=False)
+        outputs.append(read(dst)[0])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
 class BatchMixing(torch.nn.Module):
     """Identity on one tile, but mixes tiles that share a batch (as a careless kernel might)."""
 
@@ -104,10 +136,10 @@ def test_batches_that_would_change_the_output_run_tile_by_tile() -> None:
     image = np.random.default_rng(2).integers(0, 256, (70, 90, 3), np.uint8)
     t = Translator(BatchMixing(), tile=32, batch_size=5, device="cpu")
     np.testing.assert_array_equal(t.translate(image), image)
-    assert t._exact is False
+    assert list(t._exact.values()) == [False]
     u = identity(batch_size=5)
     u.translate(image)
-    assert u._exact is True
+    assert list(u._exact.values()) == [True]
 
 
 def padded_blur() -> torch.nn.Module:
@@ -147,7 +179,7 @@ def test_native_render_copies_crs_and_transform(tmp_path: Path) -> None:
             assert out.crs == src.crs and out.transform == src.transform
             assert (out.width, out.height) == (src.width, src.height)
             assert out.profile["tiled"] and out.profile["blockxsize"] == 512
-            assert out.compression.name == "deflate"
+            assert out.compression.name == "zstd"
             assert out.colorinterp[:3] == (
                 rasterio.enums.ColorInterp.red,
                 rasterio.enums.ColorInterp.green,
