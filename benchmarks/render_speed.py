@@ -65,9 +65,13 @@ def main() -> None:
     parser.add_argument(
         "--system-allocator", action="store_true", help="leave malloc's settings as they are"
     )
+    parser.add_argument(
+        "--compile", action="store_true", help="also end to end with torch.compile, each precision"
+    )
     args = parser.parse_args()
     device = str(resolve_device(args.device))
     kept = not args.system_allocator and keep_freed_memory()
+    compile_options = (False, True) if args.compile else (False,)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
         f"freed memory {'kept for reuse' if kept else 'returned (system allocator settings)'}"
@@ -120,37 +124,42 @@ def main() -> None:
             "and as render runs it:"
         )
         outputs = {}
-        for precision in args.precision:
-            t = Translator.load(model, precision=precision, **common)
+        for precision, compiled in [(p, c) for p in args.precision for c in compile_options]:
+            name = f"{precision}{' compiled' if compiled else ''}"
+            start = time.perf_counter()
+            t = Translator.load(model, precision=precision, torch_compile=compiled, **common)
+            t.prepare()  # compiles, as render does before it starts the clock
+            if compiled:
+                print(f"  ({name}: compiled in {time.perf_counter() - start:.0f} s)")
             single, stream, seconds = 0.0, 0.0, float("inf")
             for _ in range(args.repeat):  # best of: other jobs on the machine only slow things
                 single = max(single, generator_alone(t, tiles, batches))
                 stream = max(stream, generator_alone(t, tiles, batches, stream=True))
-                dst = tmp / f"out_{precision}.tif"
+                dst = tmp / f"out_{precision}_{compiled}.tif"
                 summary = t.render(src, dst, resolution="native", progress=False, overwrite=True)
                 seconds = min(seconds, summary.seconds)
             rate = summary.tiles / seconds
             print(
-                f"  {precision}: {summary.tiles} tiles in {seconds:.1f} s, {rate:.2f} tiles/s, "
+                f"  {name}: {summary.tiles} tiles in {seconds:.1f} s, {rate:.2f} tiles/s, "
                 f"{args.size**2 / seconds / 1e6:.3f} Mpx/s; generator alone {single:.2f} / "
                 f"{stream:.2f} tiles/s; efficiency {rate / max(single, stream):.2f}"
             )
             with rasterio.open(dst) as ds:
-                outputs[precision] = ds.read().astype(np.int16)
+                outputs[name] = ds.read().astype(np.int16)
         here = summary.tiles * t.tile**2 / args.size**2
         large = (t.tile / (t.tile - t.overlap)) ** 2
         print(
             f"\noverlap {t.overlap} px, margin {t.margin} px: {here:.2f} model tiles per output "
             f"tile here, {large:.2f} on a large raster"
         )
-        if "fp32" in outputs:
-            for precision, out in outputs.items():
-                if precision != "fp32":
-                    diff = np.abs(out - outputs["fp32"])
-                    print(
-                        f"{precision} vs fp32 output: mean abs difference {diff.mean():.3f} DN, "
-                        f"99th percentile {np.percentile(diff, 99):.0f} DN, max {diff.max()} DN"
-                    )
+        for name, out in outputs.items():
+            reference = name.split()[0] if name.endswith("compiled") else "fp32"
+            if name != reference and reference in outputs:
+                diff = np.abs(out - outputs[reference])
+                print(
+                    f"{name} vs {reference} output: mean abs difference {diff.mean():.3f} DN, "
+                    f"99th percentile {np.percentile(diff, 99):.0f} DN, max {diff.max()} DN"
+                )
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     default=8,
     show_default=True,
     type=click.IntRange(1),
-    help="Tiles per forward pass (output does not depend on it).",
+    help="Tiles per forward pass (on a CPU without --compile the output does not depend on it).",
 )
 @device_option
 @click.option(
@@ -97,7 +97,8 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     default="auto",
     show_default=True,
     type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    help="auto: bf16 mixed precision on CUDA, fp32 elsewhere. bf16 on CPU: about 2x faster.",
+    help="auto: bf16 mixed precision on CUDA, fp32 elsewhere. bf16 on a CPU with AVX-512 BF16 "
+    "or AMX: about 1.6x faster.",
 )
 @click.option("--alpha", is_flag=True, help="No-data as an alpha band, not an internal mask.")
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF with overviews.")
@@ -107,7 +108,8 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     multiple=True,
     callback=_creation_options,
     metavar="NAME=VALUE",
-    help="GDAL creation option (repeatable).",
+    help="GDAL creation option (repeatable); the default output is COMPRESS=ZSTD, ZSTD_LEVEL=1, "
+    "PREDICTOR=2 (COMPRESS=DEFLATE for readers without ZSTD).",
 )
 @click.option(
     "--quicklook",
@@ -116,6 +118,14 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     help="Also write a small input | output preview.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option(
+    "--compile",
+    "torch_compile",
+    is_flag=True,
+    help="Compile the generator first (torch.compile): about 1.2x faster on a CPU after "
+    "10-20 s of compiling (2 s once cached), so worth it for rasters of several thousand "
+    "tiles. Needs a C++ compiler on a CPU.",
+)
 @fail_cleanly
 def render(
     input: str,
@@ -126,6 +136,7 @@ def render(
     batch_size: int,
     device: str,
     precision: str,
+    torch_compile: bool,
     **options: object,
 ) -> None:
     """Translate the raster INPUT into a map-style GeoTIFF, keeping its georeferencing.
@@ -144,6 +155,7 @@ def render(
             batch_size=batch_size,
             device=device,
             precision=precision,
+            torch_compile=torch_compile,
         )
         translator.render(input, output, **options)  # type: ignore[arg-type]
     except RenderError as e:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from geo_p2p import Translator
+from geo_p2p.mosaic import u8_to_signed
 from geo_p2p.raster import RenderError, inspect_source
 from geo_p2p.tiling import seam_score
 
@@ -92,6 +93,12 @@ def test_output_is_bit_identical_for_batch_sizes_1_and_7(tmp_path: Path) -> None
     strips = Translator(net, tile=32, batch_size=3, device="cpu", strip_width=64)
     strips.render(CHARLOTTE, tmp_path / "strips.tif", progress=False)
     np.testing.assert_array_equal(read(tmp_path / "strips.tif")[0], outputs[0])
+
+
+def test_uint8_batches_are_converted_as_u8_to_signed_does() -> None:
+    values = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16).repeat(3, axis=1)
+    converted = identity(tile=16).infer(torch.from_numpy(values))
+    np.testing.assert_array_equal(converted.numpy(), u8_to_signed(values))
 
 
 class ThreadRecorder(torch.nn.Module):
