@@ -2,12 +2,13 @@
 
 Each input is real imagery (the EPSG:3857 test raster, mirrored so that it tiles without jumps)
 repeated to the size and written as a tiled, DEFLATE-compressed GeoTIFF with a real CRS. Each
-render runs in a fresh Python process with a small generator (ngf 4, per-tile statistics as the
-bundled model, 256 px tiles, default overlap and margin, batch 8, CPU with one torch thread,
-native resolution) and reports its peak resident set size (``ru_maxrss``) before and after the
+render runs in a fresh Python process set up as the command line sets it up (freed memory kept
+for reuse, torch's default threads), with a small generator (ngf 4, per-tile statistics as the
+bundled model) or ``--model``'s, 256 px tiles, default overlap and margin, batch 8, on the CPU,
+native resolution, and reports its peak resident set size (``ru_maxrss``) before and after the
 render.
 
-    python benchmarks/render_memory.py [--sizes 1024 4096 16384] [--workdir DIR]
+    python benchmarks/render_memory.py [--sizes 1024 4096 16384] [--model DIR] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -58,19 +59,25 @@ def build_raster(path: Path, size: int) -> None:
             dst.write(band, window=Window(0, top, size, h))
 
 
-def child(src: str, dst: str) -> None:
-    """Render ``src`` with a small model and print JSON figures (runs in a fresh process)."""
+def child(src: str, dst: str, model: str) -> None:
+    """Render ``src`` with ``model`` (a directory, or "" for a small random one) and print JSON
+    figures (runs in a fresh process)."""
+    from geo_p2p.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the command line
     import torch
 
     from geo_p2p import Translator
     from geo_p2p.nets import UNetGenerator, init_weights, set_inference_stats
 
-    torch.set_num_threads(1)  # memory is the point; one thread is robust to a busy machine
-    torch.manual_seed(0)
-    net = UNetGenerator(ngf=4, levels=8)
-    init_weights(net)
-    set_inference_stats(net, "tile")  # as the bundled model
-    translator = Translator(net, tile=256, batch_size=8, device="cpu")
+    if model:
+        translator = Translator.load(model, batch_size=8, device="cpu")
+    else:
+        torch.manual_seed(0)
+        net = UNetGenerator(ngf=4, levels=8)
+        init_weights(net)
+        set_inference_stats(net, "tile")  # as the bundled model
+        translator = Translator(net, tile=256, batch_size=8, device="cpu")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = translator.render(src, dst, resolution="native", progress=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -92,10 +99,11 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, help="where to put the rasters (default: a temp dir)"
     )
+    parser.add_argument("--model", default="", help="model directory (default: ngf-4 random)")
     parser.add_argument("--child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child, args.model)
         return
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         rows = []
@@ -105,7 +113,7 @@ def main() -> None:
             build_raster(src, size)
             built = time.perf_counter() - start
             out = subprocess.run(
-                [sys.executable, __file__, "--child", str(src), str(dst)],
+                [sys.executable, __file__, "--child", str(src), str(dst), "--model", args.model],
                 check=True,
                 capture_output=True,
                 text=True,

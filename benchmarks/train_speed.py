@@ -5,7 +5,8 @@ adds, where the device supports them, mixed precision and channels-last (CUDA, b
 bf16 autocast on CPU (``--amp``) and a larger batch. On CUDA the plain loop also runs at each
 larger batch size, to isolate the mixed-precision gain. All run ``--steps`` optimisation steps
 on real pairs already in memory (not the data loader), after ``--warmup`` steps; each figure is
-the best of ``--repeat`` interleaved rounds.
+the best of ``--repeat`` interleaved rounds. Like the command line, it keeps freed memory for
+reuse (``geo_p2p.allocator``) unless given ``--system-allocator``.
 
     python benchmarks/train_speed.py --data examples/pairs --ngf 32 --batch-size 1 4
 """
@@ -18,6 +19,7 @@ from dataclasses import replace
 
 import torch
 
+from geo_p2p.allocator import keep_freed_memory
 from geo_p2p.train import TrainConfig, Trainer
 
 
@@ -54,7 +56,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many rounds")
+    parser.add_argument(
+        "--system-allocator", action="store_true", help="leave malloc's settings as they are"
+    )
     args = parser.parse_args()
+    kept = not args.system_allocator and keep_freed_memory()
 
     base = TrainConfig(
         data=args.data,
@@ -80,7 +86,10 @@ def main() -> None:
             best[name] = max(best[name], images_per_second(config, args.steps, args.warmup))
     rows = list(best.items())
     device = Trainer(base).device_name()
-    print(f"device: {device}, ngf {args.ngf}, tile {args.tile}, {args.steps} timed steps")
+    print(
+        f"device: {device}, ngf {args.ngf}, tile {args.tile}, {args.steps} timed steps, "
+        f"freed memory {'kept for reuse' if kept else 'returned (system allocator settings)'}"
+    )
     print(f"{'loop':<44}{'images/s':>10}{'vs plain':>10}")
     for name, ips in rows:
         print(f"{name:<44}{ips:>10.2f}{ips / rows[0][1]:>10.2f}")
