@@ -107,15 +107,16 @@ class Translator:
     :func:`~geo_p2p.tiling.default_overlap` and :func:`~geo_p2p.tiling.default_margin` (the
     margin at most half the overlap).
     ``precision``: "auto" is mixed precision (bf16, or fp16 without bf16 support) on CUDA and fp32
-    elsewhere; "bf16" on CPU is about twice as fast where the processor has AVX-512 BF16 or AMX.
+    elsewhere; "bf16" on CPU is 1.6-1.7x as fast where the processor has AVX-512 BF16 or AMX.
     ``channels_last`` runs the module in NHWC memory layout; by default (None) for modules without
-    per-tile normalisation, where it is 15-29 % faster on CPU (ngf-64 U-Net with running
-    BatchNorm statistics; no faster with per-tile statistics, as the bundled model has).
+    per-tile normalisation, where it is 15-26 % faster on CPU (ngf-64 U-Net with running
+    BatchNorm statistics; slower with per-tile statistics, as the bundled model has).
     ``gsd`` is the ground resolution (m/px) the module expects, if known.
-    ``torch_compile`` compiles the module with ``torch.compile`` before the first batch (seconds
-    to a minute on a CPU, less when torch's cache has it; needs a C++ compiler there): about 1.2x
-    faster renders of the bundled model on a 2-core CPU, outputs within a few digital numbers of
-    the uncompiled ones (benchmarks/README.md).
+    ``torch_compile`` compiles the module with ``torch.compile`` before the first batch (10-20 s
+    on a 2-core CPU, about 2 s when torch's cache has it; needs a C++ compiler there): about 1.2x
+    faster renders of the bundled model there, outputs within a few digital numbers of the
+    uncompiled ones (benchmarks/README.md).
+    On a CPU, call :func:`geo_p2p.allocator.keep_freed_memory` once, as the command line does.
 
     The raster is worked through in vertical strips of ``strip_width`` columns (a multiple of
     512 writes whole output tiles), so memory does not grow with the raster's width either; tiles
