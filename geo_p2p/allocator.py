@@ -28,21 +28,20 @@ def keep_freed_memory(limit: int = KEEP_FREED_BYTES) -> bool:
     ``limit`` bytes of freed memory there for reuse instead of returning it to the system; one
     heap for all threads.
 
-    The peak memory of a render does not grow; what it used stays with the process afterwards,
-    ready for the next render. The command line calls this; scripts may. Returns whether it
-    applied (glibc on Linux; other systems are left as they are).
+    The peak memory of a render does not grow (benchmarks/README.md); what it used stays with
+    the process afterwards, ready for the next render. The command line calls this; scripts that
+    own their process may. Returns whether it applied (glibc on Linux; other systems are left
+    as they are). Older glibc caps the first threshold at 32 MiB, which is then used.
     """
+    if not 0 < limit < 2**31:
+        raise ValueError(f"limit must be a positive C int, got {limit}")
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    return all(
-        mallopt(option, value)
-        for option, value in (
-            (_M_MMAP_THRESHOLD, limit),
-            (_M_TRIM_THRESHOLD, limit),
-            (_M_ARENA_MAX, 1),
-        )
-    )
+    mmap = mallopt(_M_MMAP_THRESHOLD, limit) or mallopt(_M_MMAP_THRESHOLD, min(limit, 32 << 20))
+    trim = mallopt(_M_TRIM_THRESHOLD, limit)
+    arena = mallopt(_M_ARENA_MAX, 1)
+    return bool(mmap and trim and arena)

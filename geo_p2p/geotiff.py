@@ -72,7 +72,8 @@ def output_profile(
     """GeoTIFF profile of the output: RGB uint8, tiled 512, fast ZSTD, BIGTIFF when needed.
 
     ``creation_options`` override the defaults; GDAL ignores those of other codecs, so
-    ``COMPRESS=DEFLATE`` alone gives DEFLATE at its default level with the same predictor.
+    ``COMPRESS=DEFLATE`` alone gives DEFLATE at its default level with the same predictor, and
+    ``ZLEVEL`` alone (DEFLATE's level) means DEFLATE.
     """
     profile: dict[str, object] = {
         "driver": "GTiff",
@@ -94,7 +95,10 @@ def output_profile(
     }
     if source.transform is not None:
         profile.update(crs=source.crs, transform=source.transform)
-    profile.update({k.lower(): v for k, v in (creation_options or {}).items()})
+    options = {k.lower(): v for k, v in (creation_options or {}).items()}
+    if "zlevel" in options and "compress" not in options:
+        options["compress"] = "deflate"  # ZLEVEL is DEFLATE's level: the user means DEFLATE
+    profile.update(options)
     return profile
 
 

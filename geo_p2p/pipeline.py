@@ -29,8 +29,11 @@ def _lower_priority() -> None:
         pass
 
 
-def prefetch(items: Generator[T, None, None], depth: int = 2) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, up to ``depth`` items ahead of the caller.
+def prefetch(
+    items: Generator[T, None, None], depth: int = 2, setup: Callable[[], None] | None = None
+) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, up to ``depth`` items ahead of the caller;
+    ``setup`` is called first in that thread.
 
     The generator runs (and is closed) entirely in that thread, so it may hold resources that
     belong to one thread, like a GDAL dataset.
@@ -53,6 +56,8 @@ def prefetch(items: Generator[T, None, None], depth: int = 2) -> Iterator[T]:
     def run() -> None:
         _lower_priority()
         try:
+            if setup is not None:
+                setup()
             for item in items:
                 if not put((True, item)):
                     break
@@ -79,14 +84,18 @@ def prefetch(items: Generator[T, None, None], depth: int = 2) -> Iterator[T]:
 
 
 class OrderedWorker(Generic[T]):
-    """Calls ``fn(item)`` in a background thread for each item put, in order.
+    """Calls ``fn(item)`` in a background thread for each item put, in order (after ``setup()``,
+    if given, in that thread).
 
     Use as a context manager: leaving it waits for the queued items; an error in ``fn`` is
     raised by the next :meth:`put` or on leaving; leaving on an error discards the rest.
     """
 
-    def __init__(self, fn: Callable[[T], None], depth: int = 2) -> None:
+    def __init__(
+        self, fn: Callable[[T], None], depth: int = 2, setup: Callable[[], None] | None = None
+    ) -> None:
         self._fn = fn
+        self._setup = setup
         self._queue: queue.Queue = queue.Queue(depth)
         self._error: BaseException | None = None
         self._cancelled = False
@@ -95,6 +104,11 @@ class OrderedWorker(Generic[T]):
 
     def _run(self) -> None:
         _lower_priority()
+        if self._setup is not None:
+            try:
+                self._setup()
+            except BaseException as e:  # re-raised in the caller's thread
+                self._error = e
         while (item := self._queue.get()) is not _END:
             if self._error is None and not self._cancelled:
                 try:

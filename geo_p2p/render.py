@@ -47,7 +47,7 @@ from .geotiff import (
     write_quicklook,
 )
 from .mosaic import DEFAULT_BLOCK as MOSAIC_BLOCK
-from .mosaic import Block, BlockMosaic
+from .mosaic import Block, BlockMosaic, u8_to_signed
 from .nets import InferenceStats, set_inference_stats
 from .pipeline import OrderedWorker, prefetch
 from .raster import (
@@ -70,7 +70,7 @@ STRIP_WIDTH = 4096
 """Columns rendered at a time; memory is bounded by this width rather than the raster's."""
 TileData = tuple[Tile, np.ndarray, np.ndarray]
 """A tile, its model input (3, T, T) uint8 with no-data filled, and its validity (T, T) bool."""
-Item = TypeVar("Item")
+_Item = TypeVar("_Item")
 
 
 @dataclass
@@ -78,8 +78,7 @@ class _Batch:
     tiles: list[tuple[int, Tile, np.ndarray | None]]
     """Strip index, tile and validity, in order; validity None for all-no-data tiles."""
     inputs: torch.Tensor | None
-    """(N, 3, T, T) uint8 for the tiles not skipped (a quarter of the bytes of the model's float
-    input, also to copy to a GPU; :meth:`Translator.infer` converts), or None."""
+    """(N, 3, T, T) float32 in [-1, 1] for the tiles not skipped, or None."""
 
 
 @dataclass(frozen=True)
@@ -348,14 +347,18 @@ class Translator:
             disable=None if progress is None else not progress,
             desc="geo-p2p render",
         )
-        batches = contextlib.closing(prefetch(self._batches(keys, tiles)))
-        with bar, OrderedWorker(blend) as writer, batches as queued:
-            results = contextlib.closing(self.infer_stream(queued, lambda batch: batch.inputs))
-            with results as translated_batches:
-                for batch, y in translated_batches:
-                    writer.put((batch, y))
-                    translated += 0 if y is None else len(y)
-                    bar.update(len(batch.tiles))
+        threads = torch.get_num_threads()
+        batches = contextlib.closing(prefetch(self._batches(keys, tiles), setup=_one_torch_thread))
+        try:
+            with bar, OrderedWorker(blend, setup=_one_torch_thread) as writer, batches as queued:
+                results = contextlib.closing(self.infer_stream(queued, lambda b: b.inputs))
+                with results as translated_batches:
+                    for batch, y in translated_batches:
+                        writer.put((batch, y))
+                        translated += 0 if y is None else len(y)
+                        bar.update(len(batch.tiles))
+        finally:
+            torch.set_num_threads(threads)  # the helper threads' setting was torch's default too
         return translated, len(keys)
 
     def _batches(
@@ -383,69 +386,87 @@ class Translator:
     ) -> _Batch:
         if not inputs:
             return _Batch(entries, None)
-        x = torch.from_numpy(np.stack(inputs)).contiguous(memory_format=self.memory_format)
+        x = torch.from_numpy(u8_to_signed(np.stack(inputs)))
+        x = x.contiguous(memory_format=self.memory_format)
         return _Batch(entries, x.pin_memory() if self.device.type == "cuda" else x)
 
-    def prepare(self) -> None:
-        """Do the one-off work before the first batch of a render: compile the module (with
-        ``torch_compile``) or check whether whole batches are exact (see :meth:`infer`).
-        :meth:`render` calls it before it starts its clock."""
-        with self._model_threads():
-            self._batch_is_exact()
+    def prepare(self) -> bool:
+        """Do the one-off work before the first batch of a render, with the torch thread count
+        of the render's model workers: compile the module (with ``torch_compile``) or check
+        whether whole batches are exact (see :meth:`infer`); returns the latter. :meth:`render`
+        calls it before it starts its clock. It runs in the calling thread, whose torch thread
+        count it sets for the call and restores, so that torch's settings made there (such as
+        ``torch._inductor.config``, which is per thread) apply.
+        """
+        threads = torch.get_num_threads()
+        torch.set_num_threads(threads // self._worker_count(threads))
+        try:
+            return self._batch_is_exact()
+        finally:
+            torch.set_num_threads(threads)
 
     def infer_stream(
-        self, items: Iterable[Item], inputs: Callable[[Item], torch.Tensor | None]
-    ) -> Generator[tuple[Item, torch.Tensor | None], None, None]:
+        self, items: Iterable[_Item], inputs: Callable[[_Item], torch.Tensor | None]
+    ) -> Generator[tuple[_Item, torch.Tensor | None], None, None]:
         """Run the module on the batch ``inputs(item)`` of each item as render does, yielding
         ``(item, output)`` in order (output None where the input is None).
 
-        On a CPU with several threads, two batches run at once with half of torch's threads
-        each: as fast as one batch on all threads, but a reading or writing thread that takes a
-        core stalls one of them instead of both halves of one (see benchmarks/README.md). Elsewhere
-        one batch runs at a time. Torch's thread count is restored when the stream ends.
+        The model runs in worker threads. On a CPU with several threads, two batches run at once
+        with half of torch's threads each (an odd one left out): as fast as one batch on all
+        threads, but a reading or writing thread that takes a core stalls one of them instead of
+        both halves of one (see benchmarks/README.md). Elsewhere one batch runs at a time. The
+        caller's thread keeps its own torch thread count.
         """
-        with contextlib.ExitStack() as stack:
-            workers = stack.enter_context(self._model_threads())
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="geo-p2p-model")
-            stack.callback(pool.shutdown, cancel_futures=True)
-            self._batch_is_exact()  # checked with the threads the batches run with
-            pending: deque[tuple[Item, Future[torch.Tensor] | None]] = deque()
+        exact = self.prepare()
+        with self._model_workers() as (pool, workers):
+            pending: deque[tuple[_Item, Future[torch.Tensor] | None]] = deque()
             for item in items:
                 x = inputs(item)
-                pending.append((item, None if x is None else pool.submit(self.infer, x)))
-                if len(pending) > workers:  # one more waits, so no worker is ever idle
+                pending.append((item, None if x is None else pool.submit(self._infer, x, exact)))
+                # One batch more than there are workers waits in the pool, so none goes idle.
+                while pending and (pending[0][1] is None or _queued(pending) > workers):
                     yield _result(*pending.popleft())
             while pending:
                 yield _result(*pending.popleft())
 
     @contextlib.contextmanager
-    def _model_threads(self) -> Iterator[int]:
-        """Set torch's threads for the model workers of a render; yields how many workers."""
+    def _model_workers(self) -> Iterator[tuple[ThreadPoolExecutor, int]]:
+        """The threads that run the model and how many: on a CPU with several torch threads,
+        two with half of them each; else one with all of them. Shut down on exit."""
         threads = torch.get_num_threads()
-        if self.device.type != "cpu" or threads < 2:
-            yield 1
-            return
-        torch.set_num_threads(threads // 2)  # also what new threads (the workers) start with
+        workers = self._worker_count(threads)
+        pool = ThreadPoolExecutor(
+            workers,
+            thread_name_prefix="geo-p2p-model",
+            initializer=torch.set_num_threads,
+            initargs=(threads // workers,),
+        )
         try:
-            yield 2
+            yield pool, workers
         finally:
+            pool.shutdown(cancel_futures=True)
+            # The workers' set_num_threads also set torch's default for threads started later.
             torch.set_num_threads(threads)
 
+    def _worker_count(self, threads: int) -> int:
+        return 2 if self.device.type == "cpu" and threads >= 2 else 1
+
     def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the module on a batch as render does: (N, 3, T, T) float in [-1, 1], or uint8
-        digital numbers (converted on the device), to float in [-1, 1] on the device (in the
-        module's output dtype and memory format).
+        """Run the module on a batch in the calling thread: (N, 3, T, T) float in [-1, 1] to
+        the same, on the device (in the module's output dtype and memory format).
 
         A batch runs whole (padded to ``batch_size``, so the module always sees one shape) when
-        that gives bit for bit what tile-by-tile calls give, which is checked once on a random
-        batch; otherwise (some kernels change with the batch size) tile by tile. On a GPU or
-        compiled, batches always run whole.
+        that gives bit for bit what tile-by-tile calls give, which is checked once for each torch
+        thread count on a random batch; otherwise (some kernels change with the batch size) tile
+        by tile. On a GPU or compiled, batches always run whole (a compiled module compiles
+        again for a thread count it has not run with).
         """
+        return self._infer(x, self._batch_is_exact())
+
+    def _infer(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
         n = len(x)
         x = x.to(self.device, non_blocking=True)
-        if x.dtype == torch.uint8:  # the float32 operations of mosaic.u8_to_signed
-            x = x.to(torch.float32).div_(127.5).sub_(1.0)
-        if self._batch_is_exact():
+        if exact:
             if n < self.batch_size:
                 x = torch.cat([x, x[-1:].expand(self.batch_size - n, -1, -1, -1)])
             return self._call(x)[:n]
@@ -467,13 +488,14 @@ class Translator:
         if threads not in self._exact:
             g = torch.Generator().manual_seed(0)
             x = torch.rand(self.batch_size, 3, self.tile, self.tile, generator=g) * 2 - 1
-            x = x.to(self.device)
-            whole = self._compile(x) if self.compiled else self._call(x)
-            if self.device.type != "cpu" or self.compiled:
+            if self.compiled or self.device.type != "cpu":
                 # Kernels chosen per shape are not bit-exact across batch sizes anyway, and
-                # tile-by-tile calls would waste the GPU or compile again. Run batches whole.
+                # tile-by-tile calls would compile again or waste the GPU. Run batches whole.
+                if self.compiled:
+                    self._compile(x.to(self.device))
                 self._exact[threads] = True
                 return True
+            whole = self._call(x)
             single = torch.cat([self._call(x[i : i + 1]) for i in range(len(x))])
             self._exact[threads] = exact = bool(torch.equal(whole, single))
             log.debug(
@@ -484,22 +506,32 @@ class Translator:
             )
         return self._exact[threads]
 
-    def _compile(self, x: torch.Tensor) -> torch.Tensor:
-        """The first call of the compiled module, which compiles it; failures as RenderError."""
+    def _compile(self, x: torch.Tensor) -> None:
+        """Call the compiled module once, which compiles it; a failure as RenderError."""
         start = time.perf_counter()
         try:
-            y = self._call(x)
-        except Exception as e:  # inductor raises many kinds; its first line says what failed
+            self._call(x)
+        except torch._dynamo.exc.TorchDynamoException as e:  # the first line says what failed
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RenderError(
-                f"torch.compile failed ({reason}): render without --compile", "--compile"
+                f"torch.compile failed ({reason}): translate without compiling", "--compile"
             ) from e
         log.info("compiled the generator in %.0f s", time.perf_counter() - start)
-        return y
 
 
-def _result(item: Item, future: Future[torch.Tensor] | None) -> tuple[Item, torch.Tensor | None]:
+def _result(item: _Item, future: Future[torch.Tensor] | None) -> tuple[_Item, torch.Tensor | None]:
     return item, None if future is None else future.result()
+
+
+def _queued(pending: Iterable[tuple[object, Future[torch.Tensor] | None]]) -> int:
+    """Batches submitted to the model workers and not yet handed on."""
+    return sum(future is not None for _, future in pending)
+
+
+def _one_torch_thread() -> None:
+    """For the reading and writing threads: their few torch operations (batch layout, bf16 to
+    float) stay off the model's cores."""
+    torch.set_num_threads(1)
 
 
 def _raster_tiles(

@@ -31,9 +31,7 @@ def test_render_with_a_model_directory(model_dir: Path, tmp_path: Path) -> None:
         "--batch-size",
         3,
         "--co",
-        "COMPRESS=DEFLATE",
-        "--co",
-        "ZLEVEL=9",
+        "ZLEVEL=9",  # DEFLATE's level: means DEFLATE
         "--alpha",
     )
     assert result.exit_code == 0, result.output

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from geo_p2p import Translator
-from geo_p2p.mosaic import u8_to_signed
 from geo_p2p.raster import RenderError, inspect_source
 from geo_p2p.tiling import seam_score
 
@@ -95,12 +94,6 @@ def test_output_is_bit_identical_for_batch_sizes_1_and_7(tmp_path: Path) -> None
     np.testing.assert_array_equal(read(tmp_path / "strips.tif")[0], outputs[0])
 
 
-def test_uint8_batches_are_converted_as_u8_to_signed_does() -> None:
-    values = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16).repeat(3, axis=1)
-    converted = identity(tile=16).infer(torch.from_numpy(values))
-    np.testing.assert_array_equal(converted.numpy(), u8_to_signed(values))
-
-
 class ThreadRecorder(torch.nn.Module):
     """Identity that records the thread each batch runs in and torch's thread count there."""
 
@@ -117,11 +110,15 @@ def test_with_two_threads_two_batches_run_at_once_on_one_thread_each(tmp_path: P
     torch.set_num_threads(2)  # the fixture restores one thread afterwards
     recorder = ThreadRecorder()
     image = np.random.default_rng(3).integers(0, 256, (100, 120, 3), np.uint8)
-    np.testing.assert_array_equal(
-        Translator(recorder, tile=32, device="cpu").translate(image), image
-    )
-    assert recorder.calls == {("geo-p2p-model", 1), ("MainThread", 1)}  # workers, batch check
-    assert torch.get_num_threads() == 2  # restored
+    translator = Translator(recorder, tile=32, device="cpu")
+    np.testing.assert_array_equal(translator.translate(image), image)
+    # Workers on one thread each; the batch check in the caller's thread, with the same count.
+    assert recorder.calls == {("geo-p2p-model", 1), ("MainThread", 1)}
+    assert torch.get_num_threads() == 2  # the caller's count, also torch's default again
+    # The caller's thread keeps its count while the stream runs.
+    x = torch.zeros(8, 3, 32, 32)
+    for _ in translator.infer_stream(range(3), lambda _: x):
+        assert torch.get_num_threads() == 2
     # The output is the one a single thread gives.
     net, outputs = tiny_unet(), []
     for threads in (2, 1):
@@ -130,6 +127,34 @@ def test_with_two_threads_two_batches_run_at_once_on_one_thread_each(tmp_path: P
         Translator(net, tile=32, batch_size=3, device="cpu").render(CHARLOTTE, dst, progress=False)
         outputs.append(read(dst)[0])
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+class FailsOnSecondBatch(torch.nn.Module):
+    """Identity that raises on its second call once armed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.calls is not None:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("broken batch")
+        return x
+
+
+def test_an_error_in_a_model_worker_reaches_the_caller_and_leaves_no_output(tmp_path) -> None:
+    torch.set_num_threads(2)  # two workers; the fixture restores one thread afterwards
+    module, dst = FailsOnSecondBatch(), tmp_path / "out.tif"
+    translator = Translator(module, tile=32, batch_size=2, device="cpu")
+    translator.prepare()  # the batch check calls the module too
+    module.calls = 0
+    with pytest.raises(RuntimeError, match="broken batch"):
+        translator.render(CHARLOTTE, dst, progress=False)
+    assert module.calls >= 2  # raised in a worker, not in the check
+    assert not dst.exists() and list(tmp_path.iterdir()) == []
+    assert torch.get_num_threads() == 2
 
 
 class BatchMixing(torch.nn.Module):
