@@ -123,7 +123,7 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     "torch_compile",
     is_flag=True,
     help="Compile the generator first (torch.compile): about 1.2x faster on a CPU after "
-    "10-20 s of compiling (2 s once cached), so worth it for rasters of several thousand "
+    "10-25 s of compiling (2 s once cached), so worth it for rasters of several thousand "
     "tiles. Needs a C++ compiler on a CPU.",
 )
 @fail_cleanly

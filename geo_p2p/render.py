@@ -111,7 +111,7 @@ class Translator:
     per-tile normalisation, where it is 15-26 % faster on CPU (ngf-64 U-Net with running
     BatchNorm statistics; slower with per-tile statistics, as the bundled model has).
     ``gsd`` is the ground resolution (m/px) the module expects, if known.
-    ``torch_compile`` compiles the module with ``torch.compile`` before the first batch (10-20 s
+    ``torch_compile`` compiles the module with ``torch.compile`` before the first batch (10-25 s
     on a 2-core CPU, about 2 s when torch's cache has it; needs a C++ compiler there): about 1.2x
     faster renders of the bundled model there, outputs within a few digital numbers of the
     uncompiled ones (benchmarks/README.md).
