@@ -413,9 +413,10 @@ class Translator:
 
         The model runs in worker threads. On a CPU with several threads, two batches run at once
         with half of torch's threads each (an odd one left out): as fast as one batch on all
-        threads, but a reading or writing thread that takes a core stalls one of them instead of
-        both halves of one (see benchmarks/README.md). Elsewhere one batch runs at a time. The
-        caller's thread keeps its own torch thread count.
+        threads, and faster end to end beside reading and writing threads, presumably because a
+        thread that takes a core then stalls one batch instead of both halves of one (see
+        benchmarks/README.md). Elsewhere one batch runs at a time. The caller's thread keeps its
+        own torch thread count (:meth:`prepare` sets it only for its own call).
         """
         exact = self.prepare()
         with self._model_workers() as (pool, workers):
