@@ -347,18 +347,20 @@ class Translator:
             disable=None if progress is None else not progress,
             desc="geo-p2p render",
         )
-        threads = torch.get_num_threads()
         batches = contextlib.closing(prefetch(self._batches(keys, tiles), setup=_one_torch_thread))
-        try:
-            with bar, OrderedWorker(blend, setup=_one_torch_thread) as writer, batches as queued:
-                results = contextlib.closing(self.infer_stream(queued, lambda b: b.inputs))
-                with results as translated_batches:
-                    for batch, y in translated_batches:
-                        writer.put((batch, y))
-                        translated += 0 if y is None else len(y)
-                        bar.update(len(batch.tiles))
-        finally:
-            torch.set_num_threads(threads)  # the helper threads' setting was torch's default too
+        # The helper threads' one thread also became torch's default: restored on the way out.
+        with (
+            _restored_torch_threads(),
+            bar,
+            OrderedWorker(blend, setup=_one_torch_thread) as writer,
+            batches as queued,
+        ):
+            results = contextlib.closing(self.infer_stream(queued, lambda b: b.inputs))
+            with results as translated_batches:
+                for batch, y in translated_batches:
+                    writer.put((batch, y))
+                    translated += 0 if y is None else len(y)
+                    bar.update(len(batch.tiles))
         return translated, len(keys)
 
     def _batches(
@@ -398,12 +400,9 @@ class Translator:
         count it sets for the call and restores, so that torch's settings made there (such as
         ``torch._inductor.config``, which is per thread) apply.
         """
-        threads = torch.get_num_threads()
-        torch.set_num_threads(threads // self._worker_count(threads))
-        try:
+        with _restored_torch_threads() as threads:
+            torch.set_num_threads(threads // self._worker_count(threads))
             return self._batch_is_exact()
-        finally:
-            torch.set_num_threads(threads)
 
     def infer_stream(
         self, items: Iterable[_Item], inputs: Callable[[_Item], torch.Tensor | None]
@@ -434,20 +433,19 @@ class Translator:
     def _model_workers(self) -> Iterator[tuple[ThreadPoolExecutor, int]]:
         """The threads that run the model and how many: on a CPU with several torch threads,
         two with half of them each; else one with all of them. Shut down on exit."""
-        threads = torch.get_num_threads()
-        workers = self._worker_count(threads)
-        pool = ThreadPoolExecutor(
-            workers,
-            thread_name_prefix="geo-p2p-model",
-            initializer=torch.set_num_threads,
-            initargs=(threads // workers,),
-        )
-        try:
-            yield pool, workers
-        finally:
-            pool.shutdown(cancel_futures=True)
-            # The workers' set_num_threads also set torch's default for threads started later.
-            torch.set_num_threads(threads)
+        # The workers' set_num_threads also sets torch's default for threads started later.
+        with _restored_torch_threads() as threads:
+            workers = self._worker_count(threads)
+            pool = ThreadPoolExecutor(
+                workers,
+                thread_name_prefix="geo-p2p-model",
+                initializer=torch.set_num_threads,
+                initargs=(threads // workers,),
+            )
+            try:
+                yield pool, workers
+            finally:
+                pool.shutdown(cancel_futures=True)
 
     def _worker_count(self, threads: int) -> int:
         return 2 if self.device.type == "cpu" and threads >= 2 else 1
@@ -527,6 +525,17 @@ def _result(item: _Item, future: Future[torch.Tensor] | None) -> tuple[_Item, to
 def _queued(pending: Iterable[tuple[object, Future[torch.Tensor] | None]]) -> int:
     """Batches submitted to the model workers and not yet handed on."""
     return sum(future is not None for _, future in pending)
+
+
+@contextlib.contextmanager
+def _restored_torch_threads() -> Iterator[int]:
+    """Yields torch's thread count in this thread and sets it back on exit (which also resets
+    torch's default for threads started later, which ``set_num_threads`` anywhere changes)."""
+    threads = torch.get_num_threads()
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _one_torch_thread() -> None:
