@@ -10,6 +10,7 @@ from geo_p2p import __version__
 from geo_p2p.allocator import keep_freed_memory
 
 from .evaluate import evaluate
+from .options import terminate_as_interrupt
 from .render import render
 from .train import train
 
@@ -29,6 +30,7 @@ def cli(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO, format="geo-p2p: %(message)s"
     )
     keep_freed_memory()  # the command owns the process: torch on the CPU runs faster
+    terminate_as_interrupt()
 
 
 cli.add_command(train)

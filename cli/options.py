@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,7 +21,8 @@ device_option = click.option(
 
 
 def fail_cleanly(command: F) -> F:
-    """Turn the library's errors about bad input into one-line messages (exit 1).
+    """Turn the library's errors into one-line messages (exit 1), and Ctrl-C or SIGTERM
+    (see :func:`terminate_as_interrupt`) into "interrupted" once the outputs are cleaned up.
 
     With ``geo-p2p -v`` the full traceback is shown instead, for debugging.
     """
@@ -29,11 +31,31 @@ def fail_cleanly(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except (OSError, ValueError, RuntimeError) as e:
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
             raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
         except KeyboardInterrupt:
             raise click.ClickException("interrupted") from None
+        except Exception as e:  # a bug: still one line, and the way to the traceback
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise click.ClickException(
+                f"unexpected {type(e).__name__} ({first}): run 'geo-p2p -v ...' for the "
+                "traceback, and please report it"
+            ) from e
 
     return wrapper  # type: ignore[return-value]
+
+
+def terminate_as_interrupt() -> None:
+    """Make SIGTERM (``kill``, a batch scheduler's stop) act like Ctrl-C in the main thread, so
+    that temporary outputs are removed on the way out as they are for Ctrl-C."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

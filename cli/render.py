@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 from rasterio.errors import RasterioError
 
+from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
 from geo_p2p.render import RenderError, Translator
 
 from .options import device_option, fail_cleanly
@@ -56,10 +58,25 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     return options
 
 
+PLAN_OPTIONS = (
+    "bands",
+    "scale",
+    "resolution",
+    "aoi",
+    "allow_ungeoreferenced",
+    "force",
+    "max_tiles",
+)
+"""The render options that :meth:`Translator.plan` takes."""
+
+
 @click.command(short_help="Translate a georeferenced raster into a map-style GeoTIFF.")
 @click.argument("input", type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output GeoTIFF."
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Output GeoTIFF (required unless --dry-run).",
 )
 @click.option(
     "--model",
@@ -119,6 +136,27 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (sizes, resolutions, CRS, tiles, time estimated from a rate measured "
+    "here) and exit without writing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help=f"Accept an output with more than {MAX_UPSAMPLING:g} times the input's pixels per "
+    "axis from --resolution auto (refused otherwise: a coarse input, mostly invented detail).",
+)
+@click.option(
+    "--max-tiles",
+    default=DEFAULT_MAX_TILES,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Refuse renders of more model tiles than this (about 4 h for the bundled model on a "
+    "2-core CPU).",
+)
+@click.option(
     "--compile",
     "torch_compile",
     is_flag=True,
@@ -129,7 +167,7 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
 @fail_cleanly
 def render(
     input: str,
-    output: str,
+    output: str | None,
     model: str | None,
     overlap: int | None,
     margin: int | None,
@@ -137,14 +175,25 @@ def render(
     device: str,
     precision: str,
     torch_compile: bool,
+    dry_run: bool,
+    as_json: bool,
     **options: object,
 ) -> None:
     """Translate the raster INPUT into a map-style GeoTIFF, keeping its georeferencing.
 
+    Before the first tile it logs the plan: input and output size and ground resolution, CRS,
+    tiles and the estimated time. Inputs georeferenced by ground control points or RPCs, or
+    with a rotated geotransform, are warped north-up on the fly.
+
     \b
     geo-p2p render area.tif -o map.tif
     geo-p2p render area.tif -o map.tif --aoi parcel.geojson --cog
+    geo-p2p render scene.tif -o map.tif --dry-run --json
     """
+    if as_json and not dry_run:
+        raise click.BadParameter("--json goes with --dry-run", param_hint="--json")
+    if output is None and not dry_run:
+        raise click.BadParameter("give the output GeoTIFF", param_hint="-o/--output")
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's errors arrive as ours
     try:
@@ -157,6 +206,11 @@ def render(
             precision=precision,
             torch_compile=torch_compile,
         )
+        if dry_run:
+            plan_options = {k: options[k] for k in PLAN_OPTIONS}
+            plan = translator.plan(input, **plan_options)  # type: ignore[arg-type]
+            click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
+            return
         translator.render(input, output, **options)  # type: ignore[arg-type]
     except RenderError as e:
         if e.param:

@@ -23,8 +23,9 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
@@ -52,6 +53,22 @@ class RenderError(ValueError):
         self.param = param
 
 
+class ReadError(RenderError):
+    """GDAL could not read a window of the input: names the file, the window and GDAL's reason."""
+
+    def __init__(self, source: Source, window: Window, error: Exception) -> None:
+        cause = error.__cause__ or error.__context__ or error
+        reason = " ".join(str(cause).split()) or type(cause).__name__
+        grid = "" if source.resampling is None else " of the grid it is resampled to"
+        super().__init__(
+            f"cannot read {source.path} at pixels x {window.col_off}-"
+            f"{window.col_off + window.width}, y {window.row_off}-"
+            f"{window.row_off + window.height}{grid} ({reason}): the file may be damaged; "
+            f"check it with 'gdalinfo -checksum {source.path}'",
+            "INPUT",
+        )
+
+
 @dataclass(frozen=True)
 class Source:
     """An input raster and how to read it: bands, scaling, and the grid it is rendered on."""
@@ -68,6 +85,13 @@ class Source:
     """Transform of the output grid; None when the input has no georeferencing."""
     resampling: Resampling | None
     """None: the output grid is the input's own (no resampling)."""
+    warp: str | None
+    """How the input reaches the output grid when not by plain resampling (GCPs, RPCs, a rotated
+    geotransform), for the plan; None otherwise."""
+    input_gsd: float | None
+    """The input's ground resolution in metres per pixel at its centre, where measurable."""
+    gsd: float | None
+    """The output's ground resolution in metres per pixel at its centre, where measurable."""
     input_shape: tuple[int, int]
     """Height and width of the input raster."""
     input_block_rows: int
@@ -87,11 +111,13 @@ def inspect_source(
     """Open ``path`` and decide bands, value scaling and output grid; raise RenderError if unfit.
 
     ``resolution``: "auto" resamples to ``gsd`` (the model's metres per pixel), "native" keeps the
-    input grid, a number sets the output's ground resolution in metres per pixel.
+    input grid, a number sets the output's ground resolution in metres per pixel. Inputs
+    georeferenced by ground control points or RPCs, or with a rotated geotransform, are warped
+    north-up on the fly (see :func:`native_grid`).
     """
     with _open(path) as src:
-        georeferenced = src.crs is not None and not src.transform.is_identity
-        if not georeferenced:
+        grid = native_grid(src)
+        if grid is None:
             _check_ungeoreferenced(src, allow_ungeoreferenced)
         chosen = _choose_bands(src, bands)
         value_scale = _value_scale(src, chosen, scale)
@@ -100,19 +126,100 @@ def inspect_source(
             "input_block_rows": src.block_shapes[0][0],
             "input_pixel_bytes": sum(np.dtype(d).itemsize for d in src.dtypes),
         }
-        if not georeferenced:
+        if grid is None:
             if resolution not in ("auto", "native"):
                 raise RenderError("a resolution needs a georeferenced input", "--resolution")
-            return Source(
-                str(path), chosen, value_scale, src.width, src.height, None, None, None, **layout
-            )
+            pixels = {"width": src.width, "height": src.height, "crs": None, "transform": None}
+            unknown = dict.fromkeys(("resampling", "warp", "input_gsd", "gsd"))
+            return Source(str(path), chosen, value_scale, **pixels, **unknown, **layout)
         target = gsd if resolution == "auto" else None if resolution == "native" else resolution
         if resolution == "auto" and gsd is None:
             log.info("the model's ground resolution is unknown: rendering on the input's grid")
-        width, height, transform, resampling = _output_grid(src, target)
-        return Source(
-            str(path), chosen, value_scale, width, height, src.crs, transform, resampling, **layout
+        return Source(str(path), chosen, value_scale, **_output_grid(grid, target), **layout)
+
+
+@dataclass(frozen=True)
+class NativeGrid:
+    """A georeferenced input's own pixel grid, north-up (warped there if need be)."""
+
+    width: int
+    height: int
+    crs: CRS
+    transform: Affine
+    warp: str | None
+    """What brings the input onto this grid (None: it is the input's own grid)."""
+    gsd: float | None
+    """Metres on the ground per pixel at the centre (None where that cannot be measured)."""
+
+
+def native_grid(src: rasterio.DatasetReader) -> NativeGrid | None:
+    """The north-up grid that ``src`` is rendered from; None without georeferencing.
+
+    A plain north-up geotransform is the input's own grid. Otherwise GDAL's warper takes the
+    input there on the fly (its default output grid, which keeps about the input's pixel count):
+    ground control points to their CRS (or the UTM zone of their centre if they are in degrees),
+    RPCs to the UTM zone of their centre, a rotated or sheared geotransform to its CRS.
+    """
+    gcps, gcp_crs = src.gcps
+    t = src.transform
+    if src.crs is not None and not t.is_identity:
+        if not (t.b or t.d):
+            gsd = _pixel_gsd(src.crs, t, src.width, src.height)
+            return NativeGrid(src.width, src.height, src.crs, t, None, gsd)
+        crs, how = src.crs, f"rotated geotransform made north-up in {_crs_name(src.crs)}"
+        left, bottom, right, top = _corner_bounds(t, src.width, src.height)
+        bounds: dict[str, object] = dict(left=left, bottom=bottom, right=right, top=top)
+        src_crs = src.crs
+    elif gcps and gcp_crs is not None:
+        crs, zone = (gcp_crs, "") if gcp_crs.is_projected else (_utm_zone(src), ", its UTM zone")
+        how = f"warped from {len(gcps)} ground control points to {_crs_name(crs)}{zone}"
+        bounds, src_crs = {"gcps": gcps}, gcp_crs
+    elif src.rpcs is not None:
+        crs = _utm_zone(src)
+        how = f"warped from its RPCs to {_crs_name(crs)}, the UTM zone of its centre"
+        bounds, src_crs = {"rpcs": src.rpcs}, CRS.from_epsg(4326)
+    else:
+        return None
+    try:
+        transform, width, height = calculate_default_transform(
+            src_crs, crs, src.width, src.height, **bounds
         )
+    except (RasterioError, CRSError, ValueError) as e:
+        raise RenderError(f"{src.name}: GDAL cannot warp it north-up ({e})", "INPUT") from e
+    return NativeGrid(width, height, crs, transform, how, _pixel_gsd(crs, transform, width, height))
+
+
+def _corner_bounds(t: Affine, width: int, height: int) -> tuple[float, float, float, float]:
+    xs, ys = zip(*(t * (c, r) for c in (0, width) for r in (0, height)), strict=True)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _utm_zone(src: rasterio.DatasetReader) -> CRS:
+    """The UTM zone (WGS 84) at the centre of an input georeferenced by GCPs or RPCs."""
+    if src.rpcs is not None:
+        lon, lat = src.rpcs.long_off, src.rpcs.lat_off
+    else:
+        gcps, crs = src.gcps
+        xs, ys = transform_points(crs, "EPSG:4326", [g.x for g in gcps], [g.y for g in gcps])
+        lon, lat = float(np.mean(xs)), float(np.mean(ys))
+    zone = min(60, max(1, int((lon + 180) // 6) + 1))
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def _crs_name(crs: CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else (crs.to_string()[:60] or "its CRS")
+
+
+def _pixel_gsd(crs: CRS, t: Affine, width: int, height: int) -> float | None:
+    """Ground metres per pixel (the mean of x and y) at the centre of a grid; None where the
+    CRS cannot be measured there (off the Earth's disc in a geostationary view, say)."""
+    try:
+        mx, my = ground_scale(crs, t, width, height)
+    except (CRSError, ValueError, RasterioError):
+        return None
+    gsd = (abs(t.a) * mx + abs(t.e) * my) / 2
+    return gsd if math.isfinite(gsd) and gsd > 0 else None
 
 
 def open_quietly(path: str | Path, mode: str = "r", **profile: object) -> rasterio.DatasetBase:
@@ -138,10 +245,10 @@ def _check_ungeoreferenced(src: rasterio.DatasetReader, allowed: bool) -> None:
     if allowed:
         log.warning("%s has no georeferencing: the output will have none either", src.name)
         return
-    if src.gcps[0] or src.rpcs:
+    if src.gcps[0]:
         raise RenderError(
-            f"{src.name} is georeferenced by ground control points or RPCs only: "
-            "rectify it first (gdalwarp), or pass --allow-ungeoreferenced",
+            f"{src.name} has ground control points without a coordinate reference system: "
+            "assign one (gdal_translate -a_srs), or pass --allow-ungeoreferenced",
             "INPUT",
         )
     missing = "coordinate reference system" if src.crs is None else "geotransform"
@@ -233,37 +340,44 @@ def _distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
 
 
-def _output_grid(
-    src: rasterio.DatasetReader, gsd: float | None
-) -> tuple[int, int, Affine, Resampling | None]:
-    t = src.transform
+def _output_grid(grid: NativeGrid, gsd: float | None) -> dict[str, object]:
+    """The output grid's fields of a :class:`Source`: ``grid`` resampled to ``gsd`` metres per
+    pixel (None: kept), with the resampling that a warp or a change of resolution needs."""
+    fields: dict[str, object] = {
+        "width": grid.width,
+        "height": grid.height,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "resampling": None if grid.warp is None else Resampling.bilinear,
+        "warp": grid.warp,
+        "input_gsd": grid.gsd,
+        "gsd": grid.gsd,
+    }
     if gsd is None:
-        return src.width, src.height, t, None
-    if gsd <= 0:
+        return fields
+    if not gsd > 0:
         raise RenderError(f"the resolution must be positive, got {gsd}", "--resolution")
-    mx, my = ground_scale(src.crs, t, src.width, src.height)
-    ratio_x, ratio_y = abs(t.a) * mx / gsd, abs(t.e) * my / gsd
-    if max(abs(ratio_x - 1), abs(ratio_y - 1)) <= RESOLUTION_TOLERANCE:
-        return src.width, src.height, t, None
-    if t.b or t.d:
+    if grid.gsd is None:
         raise RenderError(
-            f"{src.name} has a rotated geotransform: pass --resolution native, "
-            "or warp it north-up first (gdalwarp)",
+            "the ground resolution cannot be measured at the raster's centre in its CRS: "
+            "pass --resolution native",
             "--resolution",
         )
-    width, height = max(1, round(src.width * ratio_x)), max(1, round(src.height * ratio_y))
-    transform = t @ Affine.scale(src.width / width, src.height / height)
-    resampling = Resampling.average if ratio_x < 1 else Resampling.bilinear
-    log.info(
-        "resampling %dx%d to %dx%d px (%.3g m/px on the ground, %s)",
-        src.width,
-        src.height,
-        width,
-        height,
-        gsd,
-        resampling.name,
+    t = grid.transform
+    mx, my = ground_scale(grid.crs, t, grid.width, grid.height)
+    ratio_x, ratio_y = abs(t.a) * mx / gsd, abs(t.e) * my / gsd
+    if max(abs(ratio_x - 1), abs(ratio_y - 1)) <= RESOLUTION_TOLERANCE:
+        return fields
+    width, height = max(1, round(grid.width * ratio_x)), max(1, round(grid.height * ratio_y))
+    fields.update(
+        width=width,
+        height=height,
+        transform=t @ Affine.scale(grid.width / width, grid.height / height),
+        resampling=Resampling.average if ratio_x < 1 else Resampling.bilinear,
+        gsd=gsd,
     )
-    return width, height, transform, resampling
+    log.debug("output grid %dx%d px at %.3g m/px", width, height, gsd)
+    return fields
 
 
 class RasterReader:
@@ -303,8 +417,11 @@ class RasterReader:
         window = Window(col, row, width, height)
         bands = self.source.bands
         shape = None if out_shape is None else (len(bands), *out_shape)
-        data = self._ds.read(bands, window=window, out_shape=shape)
-        valid = self._ds.read_masks(bands, window=window, out_shape=shape).any(axis=0)
+        try:
+            data = self._ds.read(bands, window=window, out_shape=shape)
+            valid = self._ds.read_masks(bands, window=window, out_shape=shape).any(axis=0)
+        except RasterioError as e:
+            raise ReadError(self.source, window, e) from e
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
         if self.source.scale is not None:

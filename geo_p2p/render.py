@@ -28,7 +28,6 @@ from typing import Literal, TypeVar
 import numpy as np
 import rasterio
 import torch
-from tqdm import tqdm
 
 from .aoi import AreaOfInterest
 from .card import load_model
@@ -50,6 +49,8 @@ from .mosaic import DEFAULT_BLOCK as MOSAIC_BLOCK
 from .mosaic import Block, BlockMosaic, u8_to_signed
 from .nets import InferenceStats, set_inference_stats
 from .pipeline import OrderedWorker, prefetch
+from .plan import DEFAULT_MAX_TILES, RenderPlan, check_job
+from .progress import Progress
 from .raster import (
     NODATA_FILL,
     RasterReader,
@@ -59,15 +60,18 @@ from .raster import (
     inspect_source,
     open_quietly,
 )
-from .tiling import Tile, TileGrid, default_margin, default_overlap, strips
+from .tiling import Strip, Tile, TileGrid, default_margin, default_overlap, strips
 
-__all__ = ["RenderError", "RenderSummary", "Translator"]
+__all__ = ["RenderError", "RenderPlan", "RenderSummary", "Translator"]
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 STRIP_WIDTH = 4096
 """Columns rendered at a time; memory is bounded by this width rather than the raster's."""
+ESTIMATE_FROM_TILES = 200
+"""Renders of more tiles than this measure the model's rate first, for the plan's estimate
+(under a second for the bundled model on a CPU, a few for an ngf-64 generator)."""
 TileData = tuple[Tile, np.ndarray, np.ndarray]
 """A tile, its model input (3, T, T) uint8 with no-data filled, and its validity (T, T) bool."""
 _Item = TypeVar("_Item")
@@ -79,6 +83,17 @@ class _Batch:
     """Strip index, tile and validity, in order; validity None for all-no-data tiles."""
     inputs: torch.Tensor | None
     """(N, 3, T, T) float32 in [-1, 1] for the tiles not skipped, or None."""
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A render worked out: the plan, the source, the area of interest, the grid in strips."""
+
+    plan: RenderPlan
+    source: Source
+    area: AreaOfInterest | None
+    grid: TileGrid
+    parts: list[Strip]
 
 
 @dataclass(frozen=True)
@@ -236,7 +251,7 @@ class Translator:
             _, h, w = block.rgb.shape
             out[block.row : block.row + h, block.col : block.col + w] = block.rgb.transpose(1, 2, 0)
 
-        self._run(grid, read_tiles, write, progress=False)
+        self._run(grid, strips(grid, self.strip_width), read_tiles, write, progress=False)
         return out
 
     def render(
@@ -255,6 +270,8 @@ class Translator:
         overwrite: bool = False,
         quicklook: str | Path | None = None,
         progress: bool | None = None,
+        force: bool = False,
+        max_tiles: int = DEFAULT_MAX_TILES,
     ) -> RenderSummary:
         """Translate the raster ``src`` into the GeoTIFF ``dst``: what ``geo-p2p render`` does.
 
@@ -269,7 +286,8 @@ class Translator:
         creation_options: GDAL creation options (like ``rio --co``), overriding the defaults.
         overwrite: replace an existing ``dst`` (and ``quicklook``).
         quicklook: also write a small PNG of the input beside the output there.
-        progress: show a progress bar (None: when the output is a terminal).
+        progress: show a progress bar (None: when stderr is a terminal, else log lines).
+        force, max_tiles: see :meth:`plan`, whose one-line summary is logged before the work.
 
         Raises RenderError for unusable input or options; ``dst`` is only ever complete.
         """
@@ -280,11 +298,9 @@ class Translator:
             if quicklook.resolve() == dst.resolve():
                 raise RenderError("the quicklook PNG cannot be the output GeoTIFF", "--quicklook")
             check_output(quicklook, src, overwrite, "--quicklook")
-        source = inspect_source(src, bands, scale, resolution, self.gsd, allow_ungeoreferenced)
-        area = AreaOfInterest(aoi, source) if aoi else None
-        grid = self.grid(source.height, source.width)
-        if area is not None:
-            grid = grid.select(area.pixels)
+        job = self._job(src, bands, scale, resolution, aoi, allow_ungeoreferenced, force, max_tiles)
+        log.info("%s", job.plan.line())
+        source, grid = job.source, job.grid
         self.prepare()  # outside the timed render
         start = time.perf_counter()
         cache = gdal_cache_bytes(source, self.tile, self.strip_width)
@@ -296,7 +312,8 @@ class Translator:
                     set_colour_interpretation(out, alpha)
                     translated, total = self._run(
                         grid,
-                        functools.partial(_raster_tiles, source, grid, area),
+                        job.parts,
+                        functools.partial(_raster_tiles, source, grid, job.area),
                         lambda block: write_block(out, block, alpha),
                         progress,
                     )
@@ -308,9 +325,90 @@ class Translator:
         log.info("%s", summary)
         return summary
 
+    def plan(
+        self,
+        src: str | Path,
+        *,
+        bands: tuple[int, ...] | None = None,
+        scale: tuple[float, float] | None = None,
+        resolution: Resolution = "auto",
+        aoi: str | None = None,
+        allow_ungeoreferenced: bool = False,
+        force: bool = False,
+        max_tiles: int = DEFAULT_MAX_TILES,
+    ) -> RenderPlan:
+        """What :meth:`render` would do with these options, with its time estimated from a
+        rate measured here (a few batches of random tiles); writes nothing.
+
+        force: accept an output with more than 4 times the input's pixels per axis from
+            ``resolution="auto"`` (refused otherwise: mostly invented detail).
+        max_tiles: refuse renders of more model tiles than this.
+        Raises RenderError for unusable input, options, or a refused job.
+        """
+        args = (bands, scale, resolution, aoi, allow_ungeoreferenced, force, max_tiles)
+        return self._job(src, *args, estimate=True).plan
+
+    def _job(
+        self,
+        src: str | Path,
+        bands: tuple[int, ...] | None,
+        scale: tuple[float, float] | None,
+        resolution: Resolution,
+        aoi: str | None,
+        allow_ungeoreferenced: bool,
+        force: bool,
+        max_tiles: int,
+        estimate: bool | None = None,
+    ) -> _Job:
+        """Inspect the input, refuse absurd jobs, lay out the grid, plan. ``estimate``: measure
+        the rate (None: for jobs of more than :data:`ESTIMATE_FROM_TILES` tiles)."""
+        source = inspect_source(src, bands, scale, resolution, self.gsd, allow_ungeoreferenced)
+        check_job(source, resolution, self.tile, self.overlap, force, max_tiles)
+        area = AreaOfInterest(aoi, source) if aoi else None
+        grid = self.grid(source.height, source.width)
+        if area is not None:
+            grid = grid.select(area.pixels)
+        parts = strips(grid, self.strip_width)
+        tiles = sum(len(part.tiles) for part in parts)
+        if estimate is None:
+            estimate = tiles > ESTIMATE_FROM_TILES
+        resampled = source.resampling and f"resampled ({source.resampling.name})"
+        plan = RenderPlan(
+            input=str(src),
+            input_size=source.input_shape[::-1],
+            input_gsd=source.input_gsd,
+            output_size=(source.width, source.height),
+            gsd=source.gsd,
+            crs=None if source.crs is None else source.crs.to_string(),
+            warp=source.warp or resampled or None,
+            tiles=tiles,
+            tile=self.tile,
+            overlap=self.overlap,
+            device=str(self.device),
+            rate=self.measure_rate() if estimate else None,
+        )
+        return _Job(plan, source, area, grid, parts)
+
+    def measure_rate(self, rounds: int = 2) -> float:
+        """Tiles per second the module sustains here as a render runs it (all model workers,
+        this batch size and precision), timed over ``rounds`` batches per worker of random
+        tiles after one warm-up batch per worker."""
+        with _restored_torch_threads() as threads:
+            workers = self._worker_count(threads)
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(self.batch_size, 3, self.tile, self.tile, generator=g) * 2 - 1
+        x = x.contiguous(memory_format=self.memory_format)
+        start = 0.0
+        for i, (_, y) in enumerate(self.infer_stream(range((rounds + 1) * workers), lambda _: x)):
+            y.float().cpu()  # type: ignore[union-attr]  # waits for a GPU
+            if i == workers - 1:
+                start = time.perf_counter()
+        return rounds * workers * self.batch_size / (time.perf_counter() - start)
+
     def _run(
         self,
         grid: TileGrid,
+        parts: list[Strip],
         read_tiles: Callable[[Iterable[Tile]], Generator[TileData, None, None]],
         write: Callable[[Block], None],
         progress: bool | None,
@@ -318,10 +416,10 @@ class Translator:
         """Translate and blend the tiles of ``grid``, handing finished blocks to ``write``.
 
         ``read_tiles`` reads the given tiles in order; it runs in a background thread. The grid
-        is worked through in strips of ``strip_width`` columns. Returns the number of tiles
-        translated and the number worked through (the difference was all no-data).
+        is worked through in ``parts``, its strips (see :func:`~geo_p2p.tiling.strips`).
+        Returns the number of tiles translated and the number worked through (the difference
+        was all no-data).
         """
-        parts = strips(grid, self.strip_width)
         block = (MOSAIC_BLOCK[0], math.gcd(MOSAIC_BLOCK[1], self.strip_width))
         mosaics = [BlockMosaic(grid, block, strip=part) for part in parts]
         keys = [i for i, part in enumerate(parts) for _ in part.tiles]
@@ -341,12 +439,7 @@ class Translator:
 
         translated = 0
         tiles = read_tiles([tile for part in parts for tile in part.tiles])
-        bar = tqdm(
-            total=len(keys),
-            unit="tile",
-            disable=None if progress is None else not progress,
-            desc="geo-p2p render",
-        )
+        bar = Progress(len(keys), "geo-p2p render", "tile", progress)
         batches = contextlib.closing(prefetch(self._batches(keys, tiles), setup=_one_torch_thread))
         # The helper threads' one thread also became torch's default: restored on the way out.
         with (

@@ -1,0 +1,60 @@
+"""Progress of long work: a bar on a terminal, log lines elsewhere (batch jobs, log files)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from tqdm import tqdm
+
+from .plan import duration
+
+log = logging.getLogger("geo_p2p")
+
+LOG_EVERY_S = 10.0
+"""Without a terminal, a progress line at least this often (seconds) while work is done..."""
+LOG_EVERY_PERCENT = 10
+"""...and each time this many more percent are done, but at most once a second."""
+
+
+class Progress:
+    """Counts ``total`` items: a tqdm bar when ``show`` is True (None: when stderr is a
+    terminal), log lines with the count, rate and time left when ``show`` is None and stderr is
+    not a terminal, nothing when ``show`` is False. Use as a context manager."""
+
+    def __init__(self, total: int, desc: str, unit: str, show: bool | None = None) -> None:
+        self.total, self.unit, self.done = total, unit, 0
+        terminal = sys.stderr.isatty()
+        self._bar = tqdm(total=total, unit=unit, desc=desc, disable=not (show or terminal))
+        self._log = show is None and not terminal
+        self._start = self._last = time.monotonic()
+        self._step = 0
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+        self.done += n
+        if not self._log or not self.total:
+            return
+        now = time.monotonic()
+        step = self.done * 100 // (self.total * LOG_EVERY_PERCENT)
+        if now - self._last >= LOG_EVERY_S or (step > self._step and now - self._last >= 1):
+            self._step, self._last = step, now
+            rate = self.done / max(now - self._start, 1e-9)
+            left = duration((self.total - self.done) / rate) if rate > 0 else "unknown"
+            log.info(
+                "%s/%s %ss (%d %%), %.3g %ss/s, %s left",
+                f"{self.done:,}",
+                f"{self.total:,}",
+                self.unit,
+                self.done * 100 // self.total,
+                rate,
+                self.unit,
+                left,
+            )
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
