@@ -20,6 +20,16 @@ device_option = click.option(
 )
 
 
+class InputError(click.ClickException):
+    """A problem with the user's input or options, printed as one line ("Error: ...") without
+    the usage text; exit status 2, as click's own option errors."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(f"Invalid value for {param}: {message}" if param else message)
+
+
 def fail_cleanly(command: F) -> F:
     """Turn the library's errors into one-line messages (exit 1), and Ctrl-C or SIGTERM
     (see :func:`terminate_as_interrupt`) into "interrupted" once the outputs are cleaned up.

@@ -13,7 +13,7 @@ from rasterio.errors import RasterioError
 from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
 from geo_p2p.render import RenderError, Translator
 
-from .options import device_option, fail_cleanly
+from .options import InputError, device_option, fail_cleanly
 
 
 def _numbers(ctx: click.Context, param: click.Parameter, value: str | None, kind: type):
@@ -213,8 +213,6 @@ def render(
             return
         translator.render(input, output, **options)  # type: ignore[arg-type]
     except RenderError as e:
-        if e.param:
-            raise click.BadParameter(str(e), param_hint=e.param) from None
-        raise click.UsageError(str(e)) from None
+        raise InputError(str(e), e.param) from None
     except (OSError, RasterioError) as e:
         raise click.ClickException(f"render failed: {e}") from None

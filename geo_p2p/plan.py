@@ -137,4 +137,4 @@ def _size(size: tuple[int, int]) -> str:
 def _gsd(gsd: float | None) -> str:
     if gsd is None or not math.isfinite(gsd):
         return "an unknown resolution"
-    return f"{gsd:.3g} m"
+    return f"{gsd / 1000:.3g} km" if gsd >= 1000 else f"{gsd:.3g} m"

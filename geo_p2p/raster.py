@@ -13,7 +13,7 @@ import logging
 import math
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,7 +25,6 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import calculate_default_transform
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
@@ -155,10 +154,10 @@ class NativeGrid:
 def native_grid(src: rasterio.DatasetReader) -> NativeGrid | None:
     """The north-up grid that ``src`` is rendered from; None without georeferencing.
 
-    A plain north-up geotransform is the input's own grid. Otherwise GDAL's warper takes the
-    input there on the fly (its default output grid, which keeps about the input's pixel count):
-    ground control points to their CRS (or the UTM zone of their centre if they are in degrees),
-    RPCs to the UTM zone of their centre, a rotated or sheared geotransform to its CRS.
+    A plain north-up geotransform is the input's own grid. Otherwise :func:`warp_north_up`
+    takes the input there on the fly: ground control points to their CRS (or the UTM zone of
+    their centre if they are in degrees), RPCs to the UTM zone of their centre, a rotated or
+    sheared geotransform to its CRS.
     """
     gcps, gcp_crs = src.gcps
     t = src.transform
@@ -167,31 +166,32 @@ def native_grid(src: rasterio.DatasetReader) -> NativeGrid | None:
             gsd = _pixel_gsd(src.crs, t, src.width, src.height)
             return NativeGrid(src.width, src.height, src.crs, t, None, gsd)
         crs, how = src.crs, f"rotated geotransform made north-up in {_crs_name(src.crs)}"
-        left, bottom, right, top = _corner_bounds(t, src.width, src.height)
-        bounds: dict[str, object] = dict(left=left, bottom=bottom, right=right, top=top)
-        src_crs = src.crs
     elif gcps and gcp_crs is not None:
         crs, zone = (gcp_crs, "") if gcp_crs.is_projected else (_utm_zone(src), ", its UTM zone")
         how = f"warped from {len(gcps)} ground control points to {_crs_name(crs)}{zone}"
-        bounds, src_crs = {"gcps": gcps}, gcp_crs
     elif src.rpcs is not None:
         crs = _utm_zone(src)
         how = f"warped from its RPCs to {_crs_name(crs)}, the UTM zone of its centre"
-        bounds, src_crs = {"rpcs": src.rpcs}, CRS.from_epsg(4326)
     else:
         return None
     try:
-        transform, width, height = calculate_default_transform(
-            src_crs, crs, src.width, src.height, **bounds
-        )
+        with warp_north_up(src, crs) as vrt:
+            width, height, transform = vrt.width, vrt.height, vrt.transform
     except (RasterioError, CRSError, ValueError) as e:
         raise RenderError(f"{src.name}: GDAL cannot warp it north-up ({e})", "INPUT") from e
     return NativeGrid(width, height, crs, transform, how, _pixel_gsd(crs, transform, width, height))
 
 
-def _corner_bounds(t: Affine, width: int, height: int) -> tuple[float, float, float, float]:
-    xs, ys = zip(*(t * (c, r) for c in (0, width) for r in (0, height)), strict=True)
-    return min(xs), min(ys), max(xs), max(ys)
+def warp_north_up(src: rasterio.DatasetReader, crs: CRS) -> WarpedVRT:
+    """``src`` warped to ``crs`` on GDAL's own north-up grid for it (which keeps about the
+    input's pixel count), through its GCPs, RPCs or rotated geotransform; the pixels outside
+    its footprint are marked in an alpha band (the input's own, if it has one).
+
+    Only GDAL's own grid takes GCPs and RPCs into account in rasterio's WarpedVRT (given an
+    output grid, it uses the input's geotransform alone), so another grid is a second warp.
+    """
+    has_alpha = ColorInterp.alpha in src.colorinterp
+    return WarpedVRT(src, crs=crs, resampling=Resampling.bilinear, add_alpha=not has_alpha)
 
 
 def _utm_zone(src: rasterio.DatasetReader) -> CRS:
@@ -386,17 +386,23 @@ class RasterReader:
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        self._src = open_quietly(source.path)
-        self._ds: rasterio.DatasetReader | WarpedVRT = self._src
-        if source.resampling is not None:
-            self._ds = WarpedVRT(
-                self._src,
-                crs=source.crs,
-                transform=source.transform,
-                width=source.width,
-                height=source.height,
-                resampling=source.resampling,
+        self._open = ExitStack()
+        ds = self._open.enter_context(open_quietly(source.path))
+        if source.warp is not None:
+            ds = self._open.enter_context(warp_north_up(ds, source.crs))
+        grid = (source.width, source.height, source.transform)
+        if source.transform is not None and (ds.width, ds.height, ds.transform) != grid:
+            ds = self._open.enter_context(
+                WarpedVRT(
+                    ds,
+                    crs=source.crs,
+                    transform=source.transform,
+                    width=source.width,
+                    height=source.height,
+                    resampling=source.resampling,
+                )
             )
+        self._ds: rasterio.DatasetReader | WarpedVRT = ds
 
     def __enter__(self) -> RasterReader:
         return self
@@ -405,9 +411,7 @@ class RasterReader:
         self.close()
 
     def close(self) -> None:
-        if self._ds is not self._src:
-            self._ds.close()
-        self._src.close()
+        self._open.close()
 
     def read(
         self, row: int, col: int, height: int, width: int, out_shape: tuple[int, int] | None = None
