@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import click
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 
 from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
@@ -214,5 +215,5 @@ def render(
         translator.render(input, output, **options)  # type: ignore[arg-type]
     except RenderError as e:
         raise InputError(str(e), e.param) from None
-    except (OSError, RasterioError) as e:
+    except (OSError, RasterioError, CPLE_BaseError) as e:  # GDAL's word, in one line
         raise click.ClickException(f"render failed: {e}") from None

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError, RasterioIOError
@@ -77,6 +78,8 @@ class Source:
     """1-based band indexes: three, or one to be replicated to RGB."""
     scale: tuple[float, float] | None
     """Input values mapped to 0 and 255 (None: uint8 read as is)."""
+    palette: tuple[tuple[int, int, int, int], ...] | None
+    """RGBA colour of each value of a colour-mapped single band (None: no colour table)."""
     width: int
     height: int
     crs: CRS | None
@@ -119,7 +122,14 @@ def inspect_source(
         if grid is None:
             _check_ungeoreferenced(src, allow_ungeoreferenced)
         chosen = _choose_bands(src, bands)
-        value_scale = _value_scale(src, chosen, scale)
+        palette = _colour_table(src, chosen)
+        if palette is not None:
+            log.info("band %d has a colour table: its colours are translated", chosen[0])
+            value_scale = None
+        else:
+            if len(chosen) == 1:
+                log.warning("single band %d: replicated to red, green and blue", chosen[0])
+            value_scale = _value_scale(src, chosen, scale)
         layout = {
             "input_shape": (src.height, src.width),
             "input_block_rows": src.block_shapes[0][0],
@@ -130,11 +140,12 @@ def inspect_source(
                 raise RenderError("a resolution needs a georeferenced input", "--resolution")
             pixels = {"width": src.width, "height": src.height, "crs": None, "transform": None}
             unknown = dict.fromkeys(("resampling", "warp", "input_gsd", "gsd"))
-            return Source(str(path), chosen, value_scale, **pixels, **unknown, **layout)
+            return Source(str(path), chosen, value_scale, palette, **pixels, **unknown, **layout)
         target = gsd if resolution == "auto" else None if resolution == "native" else resolution
         if resolution == "auto" and gsd is None:
             log.info("the model's ground resolution is unknown: rendering on the input's grid")
-        return Source(str(path), chosen, value_scale, **_output_grid(grid, target), **layout)
+        fields = _output_grid(grid, target, categorical=palette is not None)
+        return Source(str(path), chosen, value_scale, palette, **fields, **layout)
 
 
 @dataclass(frozen=True)
@@ -165,24 +176,32 @@ def native_grid(src: rasterio.DatasetReader) -> NativeGrid | None:
         if not (t.b or t.d):
             gsd = _pixel_gsd(src.crs, t, src.width, src.height)
             return NativeGrid(src.width, src.height, src.crs, t, None, gsd)
-        crs, how = src.crs, f"rotated geotransform made north-up in {_crs_name(src.crs)}"
+        crs, how = src.crs, f"rotated geotransform made north-up in {crs_name(src.crs)}"
     elif gcps and gcp_crs is not None:
         crs, zone = (gcp_crs, "") if gcp_crs.is_projected else (_utm_zone(src), ", its UTM zone")
-        how = f"warped from {len(gcps)} ground control points to {_crs_name(crs)}{zone}"
+        how = f"warped from {len(gcps)} ground control points to {crs_name(crs)}{zone}"
     elif src.rpcs is not None:
         crs = _utm_zone(src)
-        how = f"warped from its RPCs to {_crs_name(crs)}, the UTM zone of its centre"
+        how = f"warped from its RPCs to {crs_name(crs)}, the UTM zone of its centre"
     else:
         return None
     try:
         with warp_north_up(src, crs) as vrt:
             width, height, transform = vrt.width, vrt.height, vrt.transform
-    except (RasterioError, CRSError, ValueError) as e:
+    except (RasterioError, CRSError, ValueError, CPLE_BaseError) as e:
         raise RenderError(f"{src.name}: GDAL cannot warp it north-up ({e})", "INPUT") from e
     return NativeGrid(width, height, crs, transform, how, _pixel_gsd(crs, transform, width, height))
 
 
-def warp_north_up(src: rasterio.DatasetReader, crs: CRS) -> WarpedVRT:
+def _warp_resampling(categorical: bool, downsampling: bool = False) -> Resampling:
+    if categorical:
+        return Resampling.mode if downsampling else Resampling.nearest
+    return Resampling.average if downsampling else Resampling.bilinear
+
+
+def warp_north_up(
+    src: rasterio.DatasetReader, crs: CRS, resampling: Resampling = Resampling.bilinear
+) -> WarpedVRT:
     """``src`` warped to ``crs`` on GDAL's own north-up grid for it (which keeps about the
     input's pixel count), through its GCPs, RPCs or rotated geotransform; the pixels outside
     its footprint are marked in an alpha band (the input's own, if it has one).
@@ -191,7 +210,7 @@ def warp_north_up(src: rasterio.DatasetReader, crs: CRS) -> WarpedVRT:
     output grid, it uses the input's geotransform alone), so another grid is a second warp.
     """
     has_alpha = ColorInterp.alpha in src.colorinterp
-    return WarpedVRT(src, crs=crs, resampling=Resampling.bilinear, add_alpha=not has_alpha)
+    return WarpedVRT(src, crs=crs, resampling=resampling, add_alpha=not has_alpha)
 
 
 def _utm_zone(src: rasterio.DatasetReader) -> CRS:
@@ -206,9 +225,17 @@ def _utm_zone(src: rasterio.DatasetReader) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
-def _crs_name(crs: CRS) -> str:
+def crs_name(crs: CRS) -> str:
+    """A short name: the EPSG code, else the name in the WKT.
+
+    >>> crs_name(CRS.from_epsg(2056)), crs_name(CRS.from_proj4("+proj=geos +h=35785831"))
+    ('EPSG:2056', 'unknown')
+    """
     epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else (crs.to_string()[:60] or "its CRS")
+    if epsg:
+        return f"EPSG:{epsg}"
+    name = crs.wkt.split('"')[1] if '"' in crs.wkt else ""
+    return name or crs.to_string()
 
 
 def _pixel_gsd(crs: CRS, t: Affine, width: int, height: int) -> float | None:
@@ -216,7 +243,7 @@ def _pixel_gsd(crs: CRS, t: Affine, width: int, height: int) -> float | None:
     CRS cannot be measured there (off the Earth's disc in a geostationary view, say)."""
     try:
         mx, my = ground_scale(crs, t, width, height)
-    except (CRSError, ValueError, RasterioError):
+    except (CRSError, ValueError, RasterioError, CPLE_BaseError):  # not on the Earth, say
         return None
     gsd = (abs(t.a) * mx + abs(t.e) * my) / 2
     return gsd if math.isfinite(gsd) and gsd > 0 else None
@@ -281,9 +308,23 @@ def _choose_bands(src: rasterio.DatasetReader, bands: tuple[int, ...] | None) ->
                     f"{src.name} has 2 bands: choose 1 or 3 of them with --bands", "--bands"
                 )
             chosen = tuple(colour[:3])
-    if len(chosen) == 1:
-        log.warning("single band %d: replicated to red, green and blue", chosen[0])
     return chosen
+
+
+def _colour_table(
+    src: rasterio.DatasetReader, bands: tuple[int, ...]
+) -> tuple[tuple[int, int, int, int], ...] | None:
+    """The colour table of a single colour-mapped band as RGBA by value (None otherwise)."""
+    if len(bands) != 1 or src.colorinterp[bands[0] - 1] != ColorInterp.palette:
+        return None
+    try:
+        colours = src.colormap(bands[0])
+    except ValueError:  # marked as palette, but no table
+        return None
+    table = [(0, 0, 0, 0)] * (max(colours) + 1)
+    for value, rgba in colours.items():
+        table[value] = tuple(int(c) for c in rgba)  # type: ignore[assignment]
+    return tuple(table)
 
 
 def _value_scale(
@@ -340,15 +381,16 @@ def _distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
 
 
-def _output_grid(grid: NativeGrid, gsd: float | None) -> dict[str, object]:
+def _output_grid(grid: NativeGrid, gsd: float | None, categorical: bool) -> dict[str, object]:
     """The output grid's fields of a :class:`Source`: ``grid`` resampled to ``gsd`` metres per
-    pixel (None: kept), with the resampling that a warp or a change of resolution needs."""
+    pixel (None: kept), with the resampling that a warp or a change of resolution needs (for
+    ``categorical`` values such as colour-table indexes: nearest, or the most common value)."""
     fields: dict[str, object] = {
         "width": grid.width,
         "height": grid.height,
         "crs": grid.crs,
         "transform": grid.transform,
-        "resampling": None if grid.warp is None else Resampling.bilinear,
+        "resampling": None if grid.warp is None else _warp_resampling(categorical),
         "warp": grid.warp,
         "input_gsd": grid.gsd,
         "gsd": grid.gsd,
@@ -359,8 +401,8 @@ def _output_grid(grid: NativeGrid, gsd: float | None) -> dict[str, object]:
         raise RenderError(f"the resolution must be positive, got {gsd}", "--resolution")
     if grid.gsd is None:
         raise RenderError(
-            "the ground resolution cannot be measured at the raster's centre in its CRS: "
-            "pass --resolution native",
+            "the ground resolution cannot be measured at the raster's centre in its CRS (not "
+            "on the Earth, or outside the CRS's area of use): pass --resolution native",
             "--resolution",
         )
     t = grid.transform
@@ -373,7 +415,7 @@ def _output_grid(grid: NativeGrid, gsd: float | None) -> dict[str, object]:
         width=width,
         height=height,
         transform=t @ Affine.scale(grid.width / width, grid.height / height),
-        resampling=Resampling.average if ratio_x < 1 else Resampling.bilinear,
+        resampling=_warp_resampling(categorical, downsampling=ratio_x < 1),
         gsd=gsd,
     )
     log.debug("output grid %dx%d px at %.3g m/px", width, height, gsd)
@@ -389,7 +431,8 @@ class RasterReader:
         self._open = ExitStack()
         ds = self._open.enter_context(open_quietly(source.path))
         if source.warp is not None:
-            ds = self._open.enter_context(warp_north_up(ds, source.crs))
+            categorical = _warp_resampling(source.palette is not None)
+            ds = self._open.enter_context(warp_north_up(ds, source.crs, categorical))
         grid = (source.width, source.height, source.transform)
         if source.transform is not None and (ds.width, ds.height, ds.transform) != grid:
             ds = self._open.enter_context(
@@ -403,6 +446,7 @@ class RasterReader:
                 )
             )
         self._ds: rasterio.DatasetReader | WarpedVRT = ds
+        self._palette = None if source.palette is None else np.array(source.palette, np.uint8)
 
     def __enter__(self) -> RasterReader:
         return self
@@ -428,6 +472,9 @@ class RasterReader:
             raise ReadError(self.source, window, e) from e
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
+        if self._palette is not None:
+            rgba = self._palette[np.minimum(data[0], len(self._palette) - 1)]
+            return np.moveaxis(rgba[..., :3], -1, 0), valid & (rgba[..., 3] > 0)
         if self.source.scale is not None:
             lo, hi = self.source.scale
             data = np.nan_to_num((data.astype(np.float32) - lo) * (255.0 / (hi - lo)))

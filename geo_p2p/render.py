@@ -57,6 +57,7 @@ from .raster import (
     RenderError,
     Resolution,
     Source,
+    crs_name,
     inspect_source,
     open_quietly,
 )
@@ -379,7 +380,7 @@ class Translator:
             input_gsd=source.input_gsd,
             output_size=(source.width, source.height),
             gsd=source.gsd,
-            crs=None if source.crs is None else source.crs.to_string(),
+            crs=None if source.crs is None else crs_name(source.crs),
             warp=source.warp or resampled or None,
             tiles=tiles,
             tile=self.tile,

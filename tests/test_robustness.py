@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from affine import Affine
 from click.testing import CliRunner, Result
 from conftest import write_raster
@@ -28,6 +29,7 @@ from rasterio.crs import CRS
 from rasterio.rpc import RPC
 from rasterio.warp import transform as transform_points
 
+from geo_p2p.render import Translator
 from geo_p2p.tiling import tile_starts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -180,6 +182,34 @@ def test_other_projections(tmp_path: Path, out: Path, model_dir: Path, crs, cent
     profile, _, mask = read_output(out)
     assert CRS.from_user_input(crs) == profile["crs"] and profile["transform"] == transform
     assert mask.all()
+
+
+def test_colour_table_is_expanded(tmp_path: Path, out: Path, model_dir: Path) -> None:
+    """A colour-mapped band (land cover, a scanned map) reaches the model as its colours; its
+    nodata value stays no-data (GeoTIFF colour tables have no transparency)."""
+    values = np.ones((1, 40, 40), np.uint8)
+    values[0, :, 20:] = 2
+    values[0, :10] = 0
+    profile = {"photometric": "palette", "nodata": 0}
+    src = write_raster(tmp_path / "in.tif", values, transform=utm(1.0), **profile)
+    with rasterio.open(src, "r+") as dst:
+        dst.write_colormap(1, {0: (0, 0, 0, 0), 1: (250, 20, 20, 255), 2: (10, 30, 240, 255)})
+    run_render(src, out, model=model_dir)
+    assert not read_output(out)[2][:10].any() and read_output(out)[2][10:].all()
+    identity = tmp_path / "identity.tif"
+    Translator(torch.nn.Identity(), tile=32, gsd=1.0).render(src, identity)
+    _, rgb, mask = read_output(identity)
+    assert (rgb[:, 10:, :20].T == (250, 20, 20)).all()
+    assert (rgb[:, 10:, 20:].T == (10, 30, 240)).all() and not mask[:10].any()
+
+
+def test_non_earth_crs_needs_native(tmp_path: Path, out: Path, model_dir: Path) -> None:
+    mars = "+proj=eqc +lat_ts=0 +lon_0=180 +R=3396190 +units=m +no_defs"
+    src = write_raster(tmp_path / "in.tif", image(30, 30), crs=mars, transform=utm(100.0))
+    result = run_render(src, out, model=model_dir)
+    assert "cannot be measured" in result.output and "--resolution native" in result.output
+    run_render(src, out, "--resolution", "native", model=model_dir)
+    assert read_output(out)[2].all()
 
 
 def test_coarse_input_is_refused_with_the_way_out(tmp_path: Path, out: Path, model_dir: Path):

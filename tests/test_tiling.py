@@ -12,11 +12,15 @@ from hypothesis import strategies as st
 
 import geo_p2p.mosaic
 import geo_p2p.pipeline
+import geo_p2p.plan
+import geo_p2p.raster
 import geo_p2p.tiling
 from geo_p2p.tiling import TileGrid, axis_weights, ramp, seam_score, tile_starts
 
 
-@pytest.mark.parametrize("module", [geo_p2p.tiling, geo_p2p.mosaic, geo_p2p.pipeline])
+@pytest.mark.parametrize(
+    "module", [geo_p2p.tiling, geo_p2p.mosaic, geo_p2p.pipeline, geo_p2p.plan, geo_p2p.raster]
+)
 def test_docstring_examples(module) -> None:
     assert doctest.testmod(module).failed == 0
 
