@@ -1,8 +1,9 @@
 """Model directories: generator weights as safetensors plus a JSON model card.
 
-A model directory holds ``generator.safetensors`` (no pickle anywhere) and ``card.json``, which
+A model directory holds ``generator.safetensors`` (no pickle anywhere), ``card.json``, which
 says how to rebuild and use the generator: width, tile size, direction, BatchNorm statistics at
-inference, the ground resolution it expects, and where it came from.
+inference, the ground resolution it expects, and where it came from, and for models that
+``geo-p2p train`` wrote, ``discriminator.safetensors`` (what fine-tuning starts D from).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from safetensors.torch import load_file, save
 from .nets import InferenceStats, UNetGenerator, levels_for_tile, set_inference_stats
 
 WEIGHTS_FILE = "generator.safetensors"
+DISCRIMINATOR_FILE = "discriminator.safetensors"
 CARD_FILE = "card.json"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights"
 
@@ -75,15 +77,21 @@ def save_model(
     generator: torch.nn.Module,
     card: ModelCard,
     dtype: torch.dtype = torch.float32,
+    discriminator: torch.nn.Module | None = None,
 ) -> Path:
-    """Write ``generator`` and ``card`` into ``directory`` (created if needed), each atomically."""
+    """Write ``generator``, ``card`` (and ``discriminator``) into ``directory`` (created if
+    needed), each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
-        for k, v in generator.state_dict().items()
-    }
-    atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
+    nets = {WEIGHTS_FILE: generator, DISCRIMINATOR_FILE: discriminator}
+    for name, net in nets.items():
+        if net is None:
+            continue
+        tensors = {
+            k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in net.state_dict().items()
+        }
+        atomic_write_bytes(directory / name, save(tensors, metadata={"format": "pt"}))
     save_card(directory, card)
     return directory
 
