@@ -113,6 +113,11 @@ def load_card(directory: str | Path) -> ModelCard:
         raise ValueError(f"{path} is not a valid model card: {e}") from e
 
 
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, floating-point ones as float32."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
+
+
 def load_model(directory: str | Path | None = None) -> tuple[UNetGenerator, ModelCard]:
     """Load a model directory (None: the bundled default model) as an eval-mode fp32 generator."""
     directory = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
@@ -122,10 +127,7 @@ def load_model(directory: str | Path | None = None) -> tuple[UNetGenerator, Mode
         raise FileNotFoundError(f"{directory} has a model card but no {WEIGHTS_FILE}")
     generator = card.build_generator()
     try:
-        state = load_file(weights)
-        generator.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        )
+        generator.load_state_dict(read_weights(weights))
     except Exception as e:  # a corrupt file, or weights of another architecture or width
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(

@@ -14,10 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file
+from safetensors import safe_open
 from torch import nn
 
-from .card import DEFAULT_MODEL_DIR, DISCRIMINATOR_FILE, ModelCard, load_card, load_model
+from .card import (
+    DEFAULT_MODEL_DIR,
+    DISCRIMINATOR_FILE,
+    ModelCard,
+    load_card,
+    load_model,
+    read_weights,
+)
 from .nets import levels_for_tile
 
 log = logging.getLogger(__name__)
@@ -41,9 +48,13 @@ class Parent:
     def read(cls, spec: str) -> Parent:
         directory = DEFAULT_MODEL_DIR if spec == "default" else Path(spec)
         card = load_card(directory)
-        ndf = None
-        if (directory / DISCRIMINATOR_FILE).is_file():
-            ndf = int(load_file(directory / DISCRIMINATOR_FILE)["net.0.weight"].shape[0])
+        ndf, weights = None, directory / DISCRIMINATOR_FILE
+        if weights.is_file():
+            try:
+                with safe_open(weights, "pt") as f:
+                    ndf = int(f.get_slice("net.0.weight").get_shape()[0])
+            except Exception as e:  # not safetensors, or not our discriminator
+                raise ValueError(f"{weights} is not a discriminator saved by geo-p2p: {e}") from e
         return cls(spec, directory, card, ndf)
 
     def defaults(self) -> dict[str, Any]:
@@ -87,11 +98,8 @@ class Parent:
         if self.ndf is None:
             log.info("%s has no discriminator: D starts from scratch", self.directory)
             return
-        state = load_file(self.directory / DISCRIMINATOR_FILE)
         try:
-            discriminator.load_state_dict(
-                {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-            )
+            discriminator.load_state_dict(read_weights(self.directory / DISCRIMINATOR_FILE))
         except RuntimeError as e:
             raise ValueError(
                 f"{self.directory / DISCRIMINATOR_FILE} does not hold a PatchGAN "

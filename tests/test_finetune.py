@@ -64,3 +64,9 @@ def test_architecture_mismatch_is_a_one_line_error(tmp_path, parent) -> None:
         result = CliRunner().invoke(cli, args + extra)
         assert result.exit_code == 1 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_damaged_discriminator_file_is_reported(tmp_path, parent) -> None:
+    (parent / DISCRIMINATOR_FILE).write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="is not a discriminator saved by geo-p2p"):
+        unset_to_defaults({}, str(parent))
