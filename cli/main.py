@@ -11,6 +11,7 @@ from geo_p2p.allocator import keep_freed_memory
 
 from .evaluate import evaluate
 from .options import terminate_as_interrupt
+from .pairs import pairs
 from .render import render
 from .train import train
 
@@ -23,6 +24,7 @@ def cli(verbose: bool) -> None:
 
     \b
     geo-p2p render area.tif -o map.tif     translate a raster, georeferencing kept
+    geo-p2p pairs a.tif m.tif -o pairs/    cut training pairs from two rasters
     geo-p2p train maps/ -o runs/maps       learn the translation from paired images
     geo-p2p evaluate MODEL_DIR pairs/      score a model on held-out pairs
     """
@@ -36,6 +38,7 @@ def cli(verbose: bool) -> None:
 cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(render)
+cli.add_command(pairs)
 
 if __name__ == "__main__":  # python -m geo_p2p_cli.main (e.g. under torchrun)
     cli()

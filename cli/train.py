@@ -10,9 +10,11 @@ import click
 from .options import device_option, fail_cleanly
 
 
-def parse_load_size(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
-    if value == "native":
-        return None
+def parse_load_size(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> int | str | None:
+    if value is None or value == "native":
+        return value
     try:
         return int(value)
     except ValueError:
@@ -36,53 +38,44 @@ def parse_load_size(ctx: click.Context, param: click.Parameter, value: str) -> i
     "--max-steps, --device and --workers may change).",
 )
 @click.option(
+    "--init",
+    metavar="MODEL_DIR|default",
+    help="Fine-tune: start G (and D, when saved there) from this model directory, or from the "
+    "bundled model with 'default'. Unset architecture options then take its values, crops "
+    "are native, and the schedule is 5 + 5 epochs at --lr 5e-5.",
+)
+@click.option(
     "--direction",
     type=click.Choice(["AtoB", "BtoA"]),
-    default="AtoB",
-    show_default=True,
-    help="AtoB: left half -> right half (aerial -> map for the maps pairs).",
+    default=None,
+    help="AtoB: left half -> right half (aerial -> map for the maps pairs) [default: AtoB].",
 )
+@click.option("--ngf", type=click.IntRange(1), help="Generator width [default: 64, the paper's].")
 @click.option(
-    "--ngf",
-    default=64,
-    type=click.IntRange(1),
-    show_default=True,
-    help="Generator width (paper: 64).",
-)
-@click.option(
-    "--ndf",
-    default=64,
-    type=click.IntRange(1),
-    show_default=True,
-    help="Discriminator width (paper: 64).",
+    "--ndf", type=click.IntRange(1), help="Discriminator width [default: 64, the paper's]."
 )
 @click.option(
     "--tile",
-    default=256,
-    show_default=True,
-    help="Training crop size; a power of two >= 32 (it sets the U-Net depth, 256 -> 8 levels).",
+    type=int,
+    help="Training crop size; a power of two >= 32 (it sets the U-Net depth, 256 -> 8 levels) "
+    "[default: 256].",
 )
 @click.option(
     "--load-size",
-    default="286",
-    show_default=True,
     callback=parse_load_size,
     help="Resize each half to this before the random crop (paper: 286), or 'native' to crop "
-    "at the images' own resolution.",
+    "at the images' own resolution [default: 286; native with --init].",
 )
 @click.option(
     "--epochs",
-    default=100,
-    show_default=True,
     type=click.IntRange(0),
-    help="Epochs at the initial rate.",
+    help="Epochs at the initial rate [default: 100; 5 with --init].",
 )
 @click.option(
     "--epochs-decay",
-    default=100,
     type=click.IntRange(0),
-    show_default=True,
-    help="Further epochs over which the learning rate decays linearly to zero.",
+    help="Further epochs over which the learning rate decays linearly to zero "
+    "[default: 100; 5 with --init].",
 )
 @click.option(
     "--batch-size",
@@ -91,7 +84,7 @@ def parse_load_size(ctx: click.Context, param: click.Parameter, value: str) -> i
     show_default=True,
     help="Pairs per step (paper: 1).",
 )
-@click.option("--lr", default=2e-4, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=float, help="Adam learning rate [default: 2e-4; 5e-5 with --init].")
 @click.option("--lambda-l1", default=100.0, show_default=True, help="Weight of the L1 loss.")
 @click.option("--seed", default=0, show_default=True, help="Seed of weights, order and jitter.")
 @device_option
@@ -135,10 +128,32 @@ def parse_load_size(ctx: click.Context, param: click.Parameter, value: str) -> i
 @click.option(
     "--inference-stats",
     type=click.Choice(["running", "tile"]),
-    default="running",
-    show_default=True,
     help="BatchNorm statistics the saved model uses at inference: running averages, or each "
-    "tile's own (as in training at batch size 1).",
+    "tile's own (as in training at batch size 1) [default: running; the initial model's].",
+)
+@click.option(
+    "--dihedral",
+    is_flag=True,
+    help="Augment with the 8 rotations and flips of the square (A and B alike) instead of "
+    "the mirror only.",
+)
+@click.option(
+    "--colour-jitter",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    metavar="C",
+    help="Jitter the input's brightness, contrast and saturation by up to C (0.2: +-20 %) "
+    "and its hue by up to C/4 of a turn; 0: off.",
+)
+@click.option(
+    "--scale-jitter",
+    type=click.FloatRange(1),
+    default=1.0,
+    show_default=True,
+    metavar="F",
+    help="Resample A and B by a random factor in [1/F, F] (1.33: 0.75-1.33x); 1: off. "
+    "Zooming out needs halves larger than --tile.",
 )
 @click.option(
     "--skip-bad",
@@ -155,6 +170,7 @@ def train(data: Path, out: Path, resume: Path | None, **options: object) -> None
     checkpoint; --resume RUN continues it. Multi-GPU: torchrun --nproc_per_node N
     -m geo_p2p_cli.main train DATA ...
     """
+    from geo_p2p.finetune import unset_to_defaults
     from geo_p2p.train import TrainConfig, resume_config
     from geo_p2p.train import train as run_training
 
@@ -167,7 +183,8 @@ def train(data: Path, out: Path, resume: Path | None, **options: object) -> None
                 f"{out} already holds a run: pass --resume {out} to continue it, or choose "
                 "another -o/--out"
             )
-        config = TrainConfig(data=str(data), out=str(out), **options)  # type: ignore[arg-type]
+        given = unset_to_defaults(options, options["init"])  # type: ignore[arg-type]
+        config = TrainConfig(data=str(data), out=str(out), **given)
     model_dir = run_training(config, resume=resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
         click.echo(f"model written to {model_dir}")

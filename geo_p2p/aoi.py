@@ -50,20 +50,30 @@ def parse_aoi(spec: str) -> tuple[shapely.Geometry, CRS | None]:
     return shapely.make_valid(geom), crs
 
 
-class AreaOfInterest:
-    """An area of interest in the pixel coordinates (x = column, y = row) of a source's grid."""
+def pixel_geometry(geom: shapely.Geometry, crs: CRS | None, source: Source) -> shapely.Geometry:
+    """``geom`` (in ``crs``; None: the source's) in the pixel coordinates of ``source``'s grid."""
+    if source.transform is None:
+        if crs is not None:
+            raise RenderError("an AOI with a CRS needs a georeferenced input", "--aoi")
+        return geom  # an ungeoreferenced raster: the AOI is in pixel coordinates
+    if crs is not None and crs != source.crs:
+        geom = shape(transform_geom(crs, source.crs, mapping(geom)))
+    inv = ~source.transform
+    return affinity.affine_transform(geom, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
 
-    def __init__(self, spec: str, source: Source) -> None:
-        geom, crs = parse_aoi(spec)
-        if source.transform is None:
-            if crs is not None:
-                raise RenderError("an AOI with a CRS needs a georeferenced input", "--aoi")
-            pixels = geom  # an ungeoreferenced raster: the AOI is in pixel coordinates
+
+class AreaOfInterest:
+    """An area of interest in the pixel coordinates (x = column, y = row) of a source's grid.
+
+    ``spec``: a GeoJSON file or WKT text (see :func:`parse_aoi`), or a polygon already in
+    pixel coordinates (see :func:`pixel_geometry`).
+    """
+
+    def __init__(self, spec: str | shapely.Geometry, source: Source) -> None:
+        if isinstance(spec, str):
+            pixels = pixel_geometry(*parse_aoi(spec), source)
         else:
-            if crs is not None and crs != source.crs:
-                geom = shape(transform_geom(crs, source.crs, mapping(geom)))
-            inv = ~source.transform
-            pixels = affinity.affine_transform(geom, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
+            pixels = spec
         if not pixels.intersects(shapely.box(0, 0, source.width, source.height)):
             raise RenderError(
                 "the area of interest does not meet the raster: is it in the raster's CRS? "

@@ -1,8 +1,9 @@
 """Model directories: generator weights as safetensors plus a JSON model card.
 
-A model directory holds ``generator.safetensors`` (no pickle anywhere) and ``card.json``, which
+A model directory holds ``generator.safetensors`` (no pickle anywhere), ``card.json``, which
 says how to rebuild and use the generator: width, tile size, direction, BatchNorm statistics at
-inference, the ground resolution it expects, and where it came from.
+inference, the ground resolution it expects, and where it came from, and for models that
+``geo-p2p train`` wrote, ``discriminator.safetensors`` (what fine-tuning starts D from).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from safetensors.torch import load_file, save
 from .nets import InferenceStats, UNetGenerator, levels_for_tile, set_inference_stats
 
 WEIGHTS_FILE = "generator.safetensors"
+DISCRIMINATOR_FILE = "discriminator.safetensors"
 CARD_FILE = "card.json"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights"
 
@@ -75,15 +77,21 @@ def save_model(
     generator: torch.nn.Module,
     card: ModelCard,
     dtype: torch.dtype = torch.float32,
+    discriminator: torch.nn.Module | None = None,
 ) -> Path:
-    """Write ``generator`` and ``card`` into ``directory`` (created if needed), each atomically."""
+    """Write ``generator``, ``card`` (and ``discriminator``) into ``directory`` (created if
+    needed), each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
-        for k, v in generator.state_dict().items()
-    }
-    atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
+    nets = {WEIGHTS_FILE: generator, DISCRIMINATOR_FILE: discriminator}
+    for name, net in nets.items():
+        if net is None:
+            continue
+        tensors = {
+            k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in net.state_dict().items()
+        }
+        atomic_write_bytes(directory / name, save(tensors, metadata={"format": "pt"}))
     save_card(directory, card)
     return directory
 
@@ -105,6 +113,11 @@ def load_card(directory: str | Path) -> ModelCard:
         raise ValueError(f"{path} is not a valid model card: {e}") from e
 
 
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, floating-point ones as float32."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
+
+
 def load_model(directory: str | Path | None = None) -> tuple[UNetGenerator, ModelCard]:
     """Load a model directory (None: the bundled default model) as an eval-mode fp32 generator."""
     directory = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
@@ -114,10 +127,7 @@ def load_model(directory: str | Path | None = None) -> tuple[UNetGenerator, Mode
         raise FileNotFoundError(f"{directory} has a model card but no {WEIGHTS_FILE}")
     generator = card.build_generator()
     try:
-        state = load_file(weights)
-        generator.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        )
+        generator.load_state_dict(read_weights(weights))
     except Exception as e:  # a corrupt file, or weights of another architecture or width
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(

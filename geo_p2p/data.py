@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,13 +127,65 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(u8_to_signed(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)))
 
 
+DIHEDRAL: tuple[Image.Transpose | None, ...] = (
+    None,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_180,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.FLIP_LEFT_RIGHT,
+    Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.TRANSVERSE,
+)
+"""The 8 symmetries of the square: identity, 3 rotations, 4 reflections."""
+_GREY_AXIS = np.full(3, 1 / math.sqrt(3), np.float32)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentations beyond the paper's crop and mirror (all off by default)."""
+
+    dihedral: bool = False
+    """One of the 8 rotations and flips of the square, A and B alike (instead of the mirror)."""
+    colour: float = 0.0
+    """Input-only colour jitter of strength c: brightness, contrast and saturation times
+    [1 - c, 1 + c], hue turned by up to c / 4 of a full turn (0: off)."""
+    scale: float = 1.0
+    """Scale jitter: A and B resampled by a factor in [1 / scale, scale] (log-uniform) by
+    cropping a larger or smaller square and resizing it to the crop size (1: off). A factor
+    below 1 needs halves larger than the crop; it is limited to what they hold."""
+
+
+def colour_jitter(image: Image.Image, rng: np.random.Generator, strength: float) -> Image.Image:
+    """Random brightness, contrast, saturation and hue (see :attr:`Augment.colour`)."""
+    x = np.asarray(image, np.float32) / 255.0
+    brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, 3)
+    turn = 2 * math.pi * rng.uniform(-strength / 4, strength / 4)
+    x = x * brightness
+    luma = x @ _LUMA
+    x = luma.mean() + contrast * (x - luma.mean())
+    luma = (x @ _LUMA)[..., None]
+    x = luma + saturation * (x - luma)
+    # hue: rotate colours about the grey axis (Rodrigues)
+    k = _GREY_AXIS
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]], np.float32)
+    rot = (
+        math.cos(turn) * np.eye(3) + math.sin(turn) * cross + (1 - math.cos(turn)) * np.outer(k, k)
+    )
+    x = x @ rot.T.astype(np.float32)
+    return Image.fromarray(np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8))
+
+
 class PairDataset(Dataset):
-    """Pairs with the paper's jitter: resize to ``load_size``, random crop ``size``, mirror.
+    """Pairs with the paper's jitter: resize to ``load_size``, random crop ``size``, mirror,
+    plus the optional ``augment`` ones.
 
     ``load_size=None`` keeps the native resolution (crop only). Items are indexed by
     ``(epoch, index)`` and their jitter is drawn from ``(seed, epoch, index)``, so a run is
     reproducible whatever the number of workers, and a resumed run sees the same data.
-    Without ``jitter``, the crop is the centre one (the same scale as training, no mirror).
+    Without ``jitter``, the crop is the centre one (the same scale as training, no mirror,
+    no augmentation).
     """
 
     def __init__(
@@ -143,12 +196,13 @@ class PairDataset(Dataset):
         load_size: int | None = 286,
         jitter: bool = True,
         seed: int = 0,
+        augment: Augment = Augment(),
     ) -> None:
         if direction not in ("AtoB", "BtoA"):
             raise ValueError(f"direction must be AtoB or BtoA, got {direction!r}")
         self.files = list(files)
         self.direction, self.size, self.load_size = direction, size, load_size
-        self.jitter, self.seed = jitter, seed
+        self.jitter, self.seed, self.augment = jitter, seed, augment
 
     def __len__(self) -> int:
         return len(self.files)
@@ -163,14 +217,26 @@ class PairDataset(Dataset):
         if w < self.size or h < self.size:
             raise DataError(f"{self.files[index]}: halves of {w}x{h} are smaller than {self.size}")
         rng = np.random.default_rng([self.seed, epoch, index])
+        aug, side = self.augment, self.size
         if self.jitter:
-            x, y = int(rng.integers(0, w - self.size + 1)), int(rng.integers(0, h - self.size + 1))
+            if aug.scale > 1:
+                factor = math.exp(rng.uniform(-math.log(aug.scale), math.log(aug.scale)))
+                side = min(w, h, round(self.size / factor))
+            x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
         else:
-            x, y = (w - self.size) // 2, (h - self.size) // 2
-        box = (x, y, x + self.size, y + self.size)
-        a, b = a.crop(box), b.crop(box)
-        if self.jitter and rng.random() < 0.5:
-            a, b = (im.transpose(Image.FLIP_LEFT_RIGHT) for im in (a, b))
+            x, y = (w - side) // 2, (h - side) // 2
+        a, b = (im.crop((x, y, x + side, y + side)) for im in (a, b))
+        if side != self.size:
+            a, b = (im.resize((self.size, self.size), Image.BICUBIC) for im in (a, b))
+        if self.jitter:
+            if aug.dihedral:
+                op = DIHEDRAL[int(rng.integers(len(DIHEDRAL)))]
+                if op is not None:
+                    a, b = a.transpose(op), b.transpose(op)
+            elif rng.random() < 0.5:
+                a, b = (im.transpose(Image.FLIP_LEFT_RIGHT) for im in (a, b))
+            if aug.colour > 0:
+                a = colour_jitter(a, rng, aug.colour)
         return to_tensor(a), to_tensor(b)
 
 

@@ -37,8 +37,17 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .card import ModelCard, atomic_write_bytes, save_model
-from .data import DataError, EpochSampler, PairDataset, check_pairs, dataset_gsd, find_pairs
+from .data import (
+    Augment,
+    DataError,
+    EpochSampler,
+    PairDataset,
+    check_pairs,
+    dataset_gsd,
+    find_pairs,
+)
 from .device import cuda_autocast_dtype, resolve_device
+from .finetune import Parent, warn_if_mismatched
 from .mosaic import signed_to_u8
 from .nets import (
     InferenceStats,
@@ -86,7 +95,16 @@ class TrainConfig:
     """Ground resolution of the pair images as stored (m/px); None: from the data folder."""
     inference_stats: InferenceStats = "running"
     skip_bad: bool = False
+    init: str | None = None
+    """Model directory (or "default", the bundled model) that G and D start from."""
+    dihedral: bool = False
+    colour_jitter: float = 0.0
+    scale_jitter: float = 1.0
+    """Augmentations: see :class:`~geo_p2p.data.Augment`."""
     command: str = ""
+
+    def augment(self) -> Augment:
+        return Augment(self.dihedral, self.colour_jitter, self.scale_jitter)
 
 
 def lr_factor(epochs: int, epochs_decay: int) -> Callable[[int], float]:
@@ -127,8 +145,17 @@ class Trainer:
         for name in ("save_every", "batch_size", "ngf", "ndf"):
             if getattr(config, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        self.parent = Parent.read(config.init) if config.init is not None else None
+        if self.parent is not None:
+            self.parent.check(config.ngf, config.ndf, config.tile)
+            warn_if_mismatched(self.parent, config.direction, config.gsd)
         self.dataset = PairDataset(
-            self.train_files, config.direction, config.tile, config.load_size, seed=config.seed
+            self.train_files,
+            config.direction,
+            config.tile,
+            config.load_size,
+            seed=config.seed,
+            augment=config.augment(),
         )
         per_rank = len(EpochSampler(len(self.dataset), 0, 0, rank=self.rank, world=self.world))
         self.steps_per_epoch = -(-per_rank // config.batch_size)
@@ -139,6 +166,8 @@ class Trainer:
         self.D = PatchDiscriminator(config.ndf).to(self.device)
         init_weights(self.G)
         init_weights(self.D)
+        if self.parent is not None:
+            self.parent.load_into(self.G, self.D)
         self.use_cuda = self.device.type == "cuda"
         if self.use_cuda:
             torch.backends.cudnn.benchmark = True  # fixed tile size: pick the fastest kernels
@@ -198,7 +227,9 @@ class Trainer:
         buffer = io.BytesIO()
         torch.save(self.state(), buffer)
         atomic_write_bytes(path, buffer.getvalue())
-        save_model(self.run_dir / "model", _unwrap(self.G), self.card())
+        save_model(
+            self.run_dir / "model", _unwrap(self.G), self.card(), discriminator=_unwrap(self.D)
+        )
         return path
 
     def load_checkpoint(self, path: Path) -> None:
@@ -235,6 +266,14 @@ class Trainer:
                 "schedule": f"{cfg.epochs} constant + {cfg.epochs_decay} decay",
                 "batch_size": cfg.batch_size * self.world,
                 "load_size": cfg.load_size,
+                "lr": cfg.lr,
+                "ndf": cfg.ndf,
+                **({"parent": self.parent.record()} if self.parent is not None else {}),
+                **(
+                    {"augment": dataclasses.asdict(cfg.augment())}
+                    if cfg.augment() != Augment()
+                    else {}
+                ),
                 "command": cfg.command,
                 "wall_time_s": round(self.wall_time, 1),
                 "device": self.device_name(),
