@@ -10,6 +10,7 @@ from geo_p2p import __version__
 from geo_p2p.allocator import keep_freed_memory
 
 from .evaluate import evaluate
+from .export import export
 from .render import render
 from .train import train
 
@@ -24,6 +25,7 @@ def cli(verbose: bool) -> None:
     geo-p2p render area.tif -o map.tif     translate a raster, georeferencing kept
     geo-p2p train maps/ -o runs/maps       learn the translation from paired images
     geo-p2p evaluate MODEL_DIR pairs/      score a model on held-out pairs
+    geo-p2p export -o model.onnx           the generator as ONNX (onnxruntime, QGIS)
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="geo-p2p: %(message)s"
@@ -34,6 +36,7 @@ def cli(verbose: bool) -> None:
 cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(render)
+cli.add_command(export)
 
 if __name__ == "__main__":  # python -m geo_p2p_cli.main (e.g. under torchrun)
     cli()

@@ -176,6 +176,13 @@ class Translator:
         except ValueError as e:
             raise RenderError(str(e), "--device") from e
         self.autocast_dtype = _autocast_dtype(self.device, precision)
+        if backend not in BACKENDS:
+            raise RenderError(
+                f"unknown backend {backend!r}: use auto, torch or onnxruntime", "--backend"
+            )
+        unusable = onnxruntime_applies(self.device, self.autocast_dtype, torch_compile)
+        if backend == "onnxruntime" and unusable:
+            raise RenderError(f"the onnxruntime backend cannot run this: {unusable}", "--backend")
         self.gsd = gsd
         self.strip_width = strip_width
         if channels_last is None:
@@ -185,20 +192,11 @@ class Translator:
         self.compiled = torch_compile
         if torch_compile:
             self.module = torch.compile(self.module, dynamic=False)  # compiled on the first batch
-        if backend not in BACKENDS:
-            raise RenderError(
-                f"unknown backend {backend!r}: use auto, torch or onnxruntime", "--backend"
-            )
         self._torch = TorchBackend(
             self.module, self.device, self.autocast_dtype, self.memory_format
         )
         self.backend: Backend | None = self._torch  # None: chosen by the first _batch_is_exact
-        unusable = onnxruntime_applies(self.device, self.autocast_dtype, torch_compile)
         if backend == "onnxruntime":
-            if unusable:
-                raise RenderError(
-                    f"the onnxruntime backend cannot run this: {unusable}", "--backend"
-                )
             self.backend = OnnxRuntimeBackend.from_module(self.module, tile)
         elif backend == "auto" and not unusable and installed("onnxruntime") and installed("onnx"):
             self.backend = None
