@@ -10,7 +10,13 @@ with each inference option off (BatchNorm folding, channels-last), the cost of t
 the output difference between precisions. Like the command line, it keeps freed memory for reuse
 (``geo_p2p.allocator``) unless given ``--system-allocator``.
 
+``--backend torch onnxruntime`` runs the generator alone and end to end with each backend (the
+onnxruntime one in fp32, uncompiled). Throughputs also come as achieved GFLOP/s of the
+generator's convolutions (which are nearly all of its arithmetic), against the fp32 peak of a
+large matrix product measured in the same run, beside the CPU's vector features.
+
     python benchmarks/render_speed.py [--model DIR | --ngf 64] [--size 3072] [--batch-size 8]
+        [--backend torch onnxruntime]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +57,54 @@ def generator_alone(
     return batches * len(x) / (time.perf_counter() - start)
 
 
+def cpu_features() -> str:
+    """The vector features that decide CPU speed here (Linux), e.g. "avx2 avx512f amx_bf16"."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    return " ".join(f for f in wanted if f in flags) or "none of " + " ".join(wanted)
+
+
+def matmul_peak(n: int = 2048, repeat: int = 5) -> float:
+    """GFLOP/s of an fp32 (n x n) matrix product on torch's threads, best of ``repeat``."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeat))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def conv_gflop(module: torch.nn.Module, tile: int) -> float:
+    """GFLOP (2 per multiply-add) of the convolutions of ``module`` on one (3, tile, tile) tile:
+    12.1 for the ngf-64 U-Net at 256 px."""
+    total = 0
+
+    def count(layer: torch.nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        nonlocal total
+        taps = layer.kernel_size[0] * layer.kernel_size[1] // layer.groups
+        if isinstance(layer, torch.nn.ConvTranspose2d):  # each input value meets each tap
+            total += 2 * inputs[0].numel() * layer.out_channels * taps
+        else:
+            total += 2 * output.numel() * layer.in_channels * taps
+
+    convs = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    hooks = [m.register_forward_hook(count) for m in module.modules() if isinstance(m, convs)]
+    try:
+        with torch.inference_mode():
+            module(torch.zeros(1, 3, tile, tile))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model directory (default: a random U-Net of --ngf)")
@@ -68,6 +123,13 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also end to end with torch.compile, each precision"
     )
+    parser.add_argument(
+        "--backend",
+        nargs="+",
+        default=["torch"],
+        choices=["torch", "onnxruntime"],
+        help="end to end with each (onnxruntime: fp32, uncompiled)",
+    )
     args = parser.parse_args()
     device = str(resolve_device(args.device))
     kept = not args.system_allocator and keep_freed_memory()
@@ -76,6 +138,9 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
         f"freed memory {'kept for reuse' if kept else 'returned (system allocator settings)'}"
     )
+    features = cpu_features()
+    peak = matmul_peak()
+    print(f"CPU features: {features}; fp32 matmul peak {peak:.0f} GFLOP/s on torch's threads")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model
@@ -95,8 +160,13 @@ def main() -> None:
         tiles = torch.from_numpy(np.stack(crops).astype(np.float32) / 127.5 - 1)
         common = {"batch_size": args.batch_size, "device": device}
         print(f"model {model}; raster {args.size} x {args.size}; batch {args.batch_size}")
-        probe = Translator.load(model, **common)
+        probe = Translator.load(model, backend="torch", **common)
         batches = args.batches or -(-len(probe.grid(args.size, args.size).tiles) // args.batch_size)
+        gflop = conv_gflop(probe.module, probe.tile)
+        print(f"generator: {gflop:.2f} GFLOP per {probe.tile} px tile in its convolutions")
+
+        def efficiency(rate: float) -> str:
+            return f"{rate * gflop:.0f} GFLOP/s ({rate * gflop / peak:.0%} of peak; {features})"
 
         print("\ngenerator alone, tiles/s, by inference option (best of --repeat, interleaved):")
         options = [
@@ -105,7 +175,7 @@ def main() -> None:
             for fuse, channels_last in ((False, False), (True, False), (True, True))
         ]
         translators = [
-            Translator.load(model, fuse=f, channels_last=c, precision=p, **common)
+            Translator.load(model, fuse=f, channels_last=c, precision=p, backend="torch", **common)
             for p, f, c in options
         ]
         rates = [0.0] * len(options)
@@ -124,10 +194,19 @@ def main() -> None:
             "and as render runs it:"
         )
         outputs = {}
-        for precision, compiled in [(p, c) for p in args.precision for c in compile_options]:
-            name = f"{precision}{' compiled' if compiled else ''}"
+        runs = [
+            (p, c, b)
+            for p in args.precision
+            for c in compile_options
+            for b in args.backend
+            if b == "torch" or (p == "fp32" and not c)
+        ]
+        for precision, compiled, backend in runs:
+            name = f"{precision}{' compiled' if compiled else ''} {backend}"
             start = time.perf_counter()
-            t = Translator.load(model, precision=precision, torch_compile=compiled, **common)
+            t = Translator.load(
+                model, precision=precision, torch_compile=compiled, backend=backend, **common
+            )
             t.prepare()  # compiles, as render does before it starts the clock
             if compiled:
                 print(f"  ({name}: compiled in {time.perf_counter() - start:.0f} s)")
@@ -135,7 +214,7 @@ def main() -> None:
             for _ in range(args.repeat):  # best of: other jobs on the machine only slow things
                 single = max(single, generator_alone(t, tiles, batches))
                 stream = max(stream, generator_alone(t, tiles, batches, stream=True))
-                dst = tmp / f"out_{precision}_{compiled}.tif"
+                dst = tmp / f"out_{precision}_{compiled}_{backend}.tif"
                 summary = t.render(src, dst, resolution="native", progress=False, overwrite=True)
                 seconds = min(seconds, summary.seconds)
             rate = summary.tiles / seconds
@@ -143,6 +222,10 @@ def main() -> None:
                 f"  {name}: {summary.tiles} tiles in {seconds:.1f} s, {rate:.2f} tiles/s, "
                 f"{args.size**2 / seconds / 1e6:.3f} Mpx/s; generator alone {single:.2f} / "
                 f"{stream:.2f} tiles/s; efficiency {rate / max(single, stream):.2f}"
+            )
+            print(
+                f"    generator alone {efficiency(max(single, stream))}; "
+                f"end to end {efficiency(rate)}"
             )
             with rasterio.open(dst) as ds:
                 outputs[name] = ds.read().astype(np.int16)
@@ -153,7 +236,7 @@ def main() -> None:
             f"tile here, {large:.2f} on a large raster"
         )
         for name, out in outputs.items():
-            reference = name.split()[0] if name.endswith("compiled") else "fp32"
+            reference = f"{name.split()[0]} torch" if "compiled" in name else "fp32 torch"
             if name != reference and reference in outputs:
                 diff = np.abs(out - outputs[reference])
                 print(

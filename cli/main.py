@@ -10,6 +10,7 @@ from geo_p2p import __version__
 from geo_p2p.allocator import keep_freed_memory
 
 from .evaluate import evaluate
+from .export import export
 from .options import terminate_as_interrupt
 from .pairs import pairs
 from .render import render
@@ -27,6 +28,7 @@ def cli(verbose: bool) -> None:
     geo-p2p pairs a.tif m.tif -o pairs/    cut training pairs from two rasters
     geo-p2p train maps/ -o runs/maps       learn the translation from paired images
     geo-p2p evaluate MODEL_DIR pairs/      score a model on held-out pairs
+    geo-p2p export -o model.onnx           the generator as ONNX (onnxruntime, QGIS)
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="geo-p2p: %(message)s"
@@ -39,6 +41,7 @@ cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(render)
 cli.add_command(pairs)
+cli.add_command(export)
 
 if __name__ == "__main__":  # python -m geo_p2p_cli.main (e.g. under torchrun)
     cli()

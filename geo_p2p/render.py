@@ -30,6 +30,16 @@ import rasterio
 import torch
 
 from .aoi import AreaOfInterest
+from .backends import (
+    BACKENDS,
+    Backend,
+    BackendName,
+    OnnxRuntimeBackend,
+    TorchBackend,
+    fastest,
+    installed,
+    onnxruntime_applies,
+)
 from .card import load_model
 from .device import cuda_autocast_dtype, resolve_device
 from .fusion import fuse_batchnorm
@@ -131,6 +141,11 @@ class Translator:
     on a 2-core CPU, about 2 s when torch's cache has it; needs a C++ compiler there): about 1.2x
     faster renders of the bundled model there, outputs within a few digital numbers of the
     uncompiled ones (benchmarks/README.md).
+    ``backend``: "torch" runs the module; "onnxruntime" runs an ONNX export of it (made here,
+    in about a second; CPU and fp32 only, needs the onnx extra); "auto" times both on one batch
+    before the first render (:meth:`prepare`) and keeps the faster, torch where onnxruntime is
+    missing or does not apply. The two give outputs within 1e-5 of each other (at most 1
+    digital number apart after rounding to uint8).
     On a CPU, call :func:`geo_p2p.allocator.keep_freed_memory` once, as the command line does.
 
     The raster is worked through in vertical strips of ``strip_width`` columns (a multiple of
@@ -159,6 +174,7 @@ class Translator:
         strip_width: int = STRIP_WIDTH,
         channels_last: bool | None = None,
         torch_compile: bool = False,
+        backend: BackendName = "torch",
     ) -> None:
         if strip_width < 1:
             raise ValueError(f"the strip width must be positive, got {strip_width}")
@@ -176,6 +192,13 @@ class Translator:
         except ValueError as e:
             raise RenderError(str(e), "--device") from e
         self.autocast_dtype = _autocast_dtype(self.device, precision)
+        if backend not in BACKENDS:
+            raise RenderError(
+                f"unknown backend {backend!r}: use auto, torch or onnxruntime", "--backend"
+            )
+        unusable = onnxruntime_applies(self.device, self.autocast_dtype, torch_compile)
+        if backend == "onnxruntime" and unusable:
+            raise RenderError(f"the onnxruntime backend cannot run this: {unusable}", "--backend")
         self.gsd = gsd
         self.strip_width = strip_width
         if channels_last is None:
@@ -185,6 +208,14 @@ class Translator:
         self.compiled = torch_compile
         if torch_compile:
             self.module = torch.compile(self.module, dynamic=False)  # compiled on the first batch
+        self._torch = TorchBackend(
+            self.module, self.device, self.autocast_dtype, self.memory_format
+        )
+        self.backend: Backend | None = self._torch  # None: chosen by the first _batch_is_exact
+        if backend == "onnxruntime":
+            self.backend = OnnxRuntimeBackend.from_module(self.module, tile)
+        elif backend == "auto" and not unusable and installed("onnxruntime") and installed("onnx"):
+            self.backend = None
         self._exact: dict[int, bool] = {}  # by torch threads: whole batches == tile by tile?
 
     @classmethod
@@ -194,14 +225,16 @@ class Translator:
         *,
         fuse: bool = True,
         inference_stats: InferenceStats | None = None,
+        backend: BackendName = "auto",
         **options: object,
     ) -> Translator:
         """A translator for the model directory ``path`` (None: the bundled default model).
 
         ``inference_stats`` overrides the BatchNorm statistics the card chooses. ``fuse`` folds
         BatchNorm into the convolutions when they are the running statistics (same output to
-        float rounding, faster). ``options`` are the constructor's (overlap, margin,
-        batch_size, device, precision, strip_width, channels_last, torch_compile).
+        float rounding, faster). ``backend`` is the constructor's, "auto" by default here: the
+        faster of torch and onnxruntime on this CPU. ``options`` are the constructor's (overlap,
+        margin, batch_size, device, precision, strip_width, channels_last, torch_compile).
         """
         try:
             module, card = load_model(path)
@@ -219,7 +252,7 @@ class Translator:
             set_inference_stats(module, inference_stats)
         if fuse and (inference_stats or card.inference_stats) == "running":
             log.debug("folded %d BatchNorm layers into convolutions", fuse_batchnorm(module))
-        return cls(module, tile=card.tile, gsd=card.gsd, **options)  # type: ignore[arg-type]
+        return cls(module, tile=card.tile, gsd=card.gsd, backend=backend, **options)  # type: ignore[arg-type]
 
     def grid(self, height: int, width: int) -> TileGrid:
         """The tile grid this translator uses over a ``height x width`` image."""
@@ -566,21 +599,19 @@ class Translator:
         return torch.cat([self._call(x[i : i + 1]) for i in range(n)])
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.autocast_dtype)
-            if self.autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
-            return self.module(x.contiguous(memory_format=self.memory_format))
+        assert self.backend is not None, "_batch_is_exact chooses the backend first"
+        return self.backend(x)
 
     def _batch_is_exact(self) -> bool:
         """Whether whole batches give what tile-by-tile calls give, worked out once for each
-        torch thread count (kernels may change with it); a compiled module is compiled here."""
+        torch thread count (kernels may change with it); a compiled module is compiled here,
+        and the backend chosen on the first call with "auto"."""
         threads = torch.get_num_threads()
         if threads not in self._exact:
             g = torch.Generator().manual_seed(0)
             x = torch.rand(self.batch_size, 3, self.tile, self.tile, generator=g) * 2 - 1
+            if self.backend is None:
+                self.backend = self._fastest_backend(x)
             if self.compiled or self.device.type != "cpu":
                 # Kernels chosen per shape are not bit-exact across batch sizes anyway, and
                 # tile-by-tile calls would compile again or waste the GPU. Run batches whole.
@@ -598,6 +629,16 @@ class Translator:
                 threads,
             )
         return self._exact[threads]
+
+    def _fastest_backend(self, x: torch.Tensor) -> Backend:
+        """For "auto": torch or onnxruntime, whichever runs ``x`` faster (torch where the
+        module does not export)."""
+        try:
+            onnx = OnnxRuntimeBackend.from_module(self.module, self.tile)
+        except Exception as e:  # any module may be given; export failures take many forms
+            log.debug("backend auto: torch, the module does not export to ONNX: %s", e)
+            return self._torch
+        return fastest([self._torch, onnx], x)
 
     def _compile(self, x: torch.Tensor) -> None:
         """Call the compiled module once, which compiles it; a failure as RenderError."""

@@ -1,0 +1,38 @@
+"""``geo-p2p export``: a model directory's generator as an ONNX file with its metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geo_p2p.export import OPSET, export_model
+from geo_p2p.render import RenderError
+
+from .options import fail_cleanly
+
+
+@click.command(short_help="Export a generator to ONNX (for onnxruntime, Deepness, GeoDeep).")
+@click.argument("model_dir", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="ONNX file to write."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@fail_cleanly
+def export(model_dir: str | None, output: str, overwrite: bool) -> None:
+    """Export the generator of MODEL_DIR (default: the bundled model) to an ONNX file.
+
+    \b
+    geo-p2p export -o geo-p2p.onnx
+    geo-p2p export runs/maps/model -o maps.onnx
+
+    Opset 17, dynamic batch size; input and output (N, 3, tile, tile) float32 RGB in
+    [-1, 1]; the model card's facts and Deepness's keys as metadata. Needs the onnx extra.
+    """
+    try:
+        path = export_model(Path(model_dir) if model_dir else None, output, overwrite=overwrite)
+    except RenderError as e:
+        if e.param:
+            raise click.BadParameter(str(e), param_hint=e.param) from None
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {OPSET})")
