@@ -11,6 +11,7 @@ from geo_p2p.allocator import keep_freed_memory
 
 from .evaluate import evaluate
 from .render import render
+from .tiles import tiles
 from .train import train
 
 
@@ -22,6 +23,7 @@ def cli(verbose: bool) -> None:
 
     \b
     geo-p2p render area.tif -o map.tif     translate a raster, georeferencing kept
+    geo-p2p tiles area.tif -o web/         a web map: XYZ tiles and a viewer (or MBTiles, PMTiles)
     geo-p2p train maps/ -o runs/maps       learn the translation from paired images
     geo-p2p evaluate MODEL_DIR pairs/      score a model on held-out pairs
     """
@@ -34,6 +36,7 @@ def cli(verbose: bool) -> None:
 cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(render)
+cli.add_command(tiles)
 
 if __name__ == "__main__":  # python -m geo_p2p_cli.main (e.g. under torchrun)
     cli()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -37,3 +38,21 @@ def fail_cleanly(command: F) -> F:
             raise click.ClickException("interrupted") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def as_click_errors(verb: str) -> Iterator[None]:
+    """Turn the library's RenderError into a usage error naming the option at fault, and
+    I/O and GDAL errors into ``VERB failed: ...``."""
+    from rasterio.errors import RasterioError
+
+    from geo_p2p.raster import RenderError
+
+    try:
+        yield
+    except RenderError as e:
+        if e.param:
+            raise click.BadParameter(str(e), param_hint=e.param) from None
+        raise click.UsageError(str(e)) from None
+    except (OSError, RasterioError) as e:
+        raise click.ClickException(f"{verb} failed: {e}") from None

@@ -22,7 +22,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as transform_points
@@ -275,6 +275,10 @@ class RasterReader:
         self._src = open_quietly(source.path)
         self._ds: rasterio.DatasetReader | WarpedVRT = self._src
         if source.resampling is not None:
+            # The grid may reach beyond the input (web tiles): no-data there, also for an
+            # input without a mask, which then gets an alpha band.
+            flags = self._src.mask_flag_enums
+            unmasked = all(MaskFlags.all_valid in flags[b - 1] for b in source.bands)
             self._ds = WarpedVRT(
                 self._src,
                 crs=source.crs,
@@ -282,6 +286,7 @@ class RasterReader:
                 width=source.width,
                 height=source.height,
                 resampling=source.resampling,
+                add_alpha=unmasked,
             )
 
     def __enter__(self) -> RasterReader:
