@@ -106,7 +106,9 @@ def tiles(
         translator = None
         if is_map:
             if model:
-                raise click.BadParameter("--map tiles INPUT as it is: drop --model", "--model")
+                raise click.BadParameter(
+                    "--map tiles INPUT as it is: drop --model", param_hint="--model"
+                )
         else:
             translator = Translator.load(
                 Path(model) if model else None,

@@ -125,6 +125,12 @@ def open_store(
             hint = "--overwrite to replace it" + (" (it is complete)" if resume else "")
             raise RenderError(f"{path} exists: pass {hint}", "--output")
         partial = path.parent / f".{path.name}.partial"
+        if partial.exists() and not (resume or overwrite):
+            raise RenderError(
+                f"an interrupted run left {partial}: pass --resume to finish it "
+                "or --overwrite to start again",
+                "--output",
+            )
         if not resume:
             partial.unlink(missing_ok=True)
         cls = MBTilesStore if suffix == ".mbtiles" else PMTilesStore
@@ -164,9 +170,11 @@ class XYZDirectory(TileStore):
                         "choose a new or empty folder",
                         "-o",
                     )
-                (root / "tilejson.json").unlink(missing_ok=True)  # first: no longer complete
+                complete = root / "tilejson.json"
+                complete.unlink(missing_ok=True)  # first: no longer complete
                 for entry in entries:
-                    _remove(entry)
+                    if entry != complete:
+                        _remove(entry)
             elif resume and (root / "tilejson.json").exists():
                 raise RenderError(f"{root} is complete: pass --overwrite to make it again", "-o")
         root.mkdir(exist_ok=True)
