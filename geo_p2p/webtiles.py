@@ -41,7 +41,13 @@ from tqdm import tqdm
 
 from .aoi import AreaOfInterest
 from .mosaic import Block
-from .raster import RenderError, Source, ground_scale, inspect_source
+from .raster import (
+    RESOLUTION_TOLERANCE,
+    RenderError,
+    Source,
+    ground_scale,
+    inspect_source,
+)
 from .render import Translator
 from .tilestores import TileSetInfo, TileStore, XYZDirectory, open_store
 
@@ -125,9 +131,8 @@ def tile_source(source: Source, tiles: TileRange) -> Source:
     res = mercator_resolution(tiles.zoom)
     left = -CIRCUMFERENCE / 2 + tiles.x0 * WEB_TILE * res
     top = CIRCUMFERENCE / 2 - tiles.y0 * WEB_TILE * res
-    input_res = ground_resolution(source)
-    lat = _centre_latitude(source)
-    finer = input_res < res * math.cos(math.radians(lat))
+    tile_res = res * math.cos(math.radians(_centre_latitude(source)))
+    finer = ground_resolution(source) < tile_res * (1 - RESOLUTION_TOLERANCE)
     return replace(
         source,
         crs=WEB_MERCATOR,
@@ -181,7 +186,7 @@ def encode_tile(rgba: np.ndarray, fmt: str) -> bytes:
     image = Image.fromarray(np.ascontiguousarray((rgba[:3] if opaque else rgba).transpose(1, 2, 0)))
     buffer = io.BytesIO()
     if fmt == "png":
-        image.save(buffer, "PNG", compress_level=6)
+        image.save(buffer, "PNG", compress_level=2)  # 4x as fast as 6, 20 % larger
     elif fmt == "webp":
         image.save(buffer, "WEBP", lossless=True, quality=50)
     else:
@@ -199,15 +204,22 @@ def parent_tile(children: list[np.ndarray | None]) -> np.ndarray:
     """The (4, 256, 256) RGBA parent of four children (top-left, top-right, bottom-left,
     bottom-right; None where empty): each pixel the alpha-weighted mean colour of 2x2 child
     pixels, rounded half up, and their mean alpha."""
-    quad = np.zeros((4, 2 * WEB_TILE, 2 * WEB_TILE), np.uint32)
+    opaque = all(c is not None and c[3].all() for c in children)
+    dtype = np.uint16 if opaque else np.uint32  # opaque: plain sums of 4 fit 16 bits
+    quad = np.zeros((4, 2 * WEB_TILE, 2 * WEB_TILE), dtype)
     for i, child in enumerate(children):
         if child is not None:
             r, c = divmod(i, 2)
             quad[:, r * WEB_TILE : (r + 1) * WEB_TILE, c * WEB_TILE : (c + 1) * WEB_TILE] = child
-    alpha = quad[3]
-    colour = (quad[:3] * alpha).reshape(3, WEB_TILE, 2, WEB_TILE, 2).sum(axis=(2, 4))
-    weight = alpha.reshape(WEB_TILE, 2, WEB_TILE, 2).sum(axis=(1, 3))
-    rgb = (2 * colour + weight) // np.maximum(2 * weight, 1)
+    if not opaque:
+        quad[:3] *= quad[3]
+    sums = quad[:, 0::2, 0::2] + quad[:, 0::2, 1::2]
+    sums += quad[:, 1::2, 0::2]
+    sums += quad[:, 1::2, 1::2]
+    weight = sums[3]
+    if opaque:
+        return ((sums + 2) // 4).astype(np.uint8)
+    rgb = (2 * sums[:3] + weight) // np.maximum(2 * weight, 1)
     return np.concatenate([rgb, ((weight + 2) // 4)[None]]).astype(np.uint8)
 
 
