@@ -432,6 +432,18 @@ class Translator:
             torch.set_num_threads(threads // self._worker_count(threads))
             return self._batch_is_exact()
 
+    def seconds_per_tile(self) -> float:
+        """The model's time per tile as a render runs it, from one batch timed after
+        :meth:`prepare` on a model worker's share of the threads: for a plan's estimate."""
+        exact = self.prepare()
+        x = torch.zeros(self.batch_size, 3, self.tile, self.tile)
+        with _restored_torch_threads() as threads:
+            workers = self._worker_count(threads)
+            torch.set_num_threads(threads // workers)
+            start = time.perf_counter()
+            self._infer(x, exact).cpu()
+            return (time.perf_counter() - start) / (self.batch_size * workers)
+
     def infer_stream(
         self, items: Iterable[_Item], inputs: Callable[[_Item], torch.Tensor | None]
     ) -> Generator[tuple[_Item, torch.Tensor | None], None, None]:

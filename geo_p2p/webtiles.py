@@ -298,7 +298,7 @@ class TilePlan:
         return (
             f"zooms {self.zooms[0]}-{self.zooms[1]} ({self.zoom_reason}); tiles per zoom "
             f"{per_zoom}{layers} = {self.total}{done}; {self.model_tiles} model tiles at zoom "
-            f"{self.zooms[1]}; estimated {_duration(self.seconds)}"
+            f"{self.zooms[1]}, estimated {_duration(self.seconds)} of model time"
         )
 
 
@@ -399,7 +399,7 @@ def make_tiles(
         layers.append((input_layer, identity_translator()))
     try:
         model_tiles = len(layers[0][1].grid(source.height, source.width))
-        seconds = 0.0 if translator is None else _seconds_per_tile(translator) * model_tiles
+        seconds = 0.0 if translator is None else translator.seconds_per_tile() * model_tiles
         done = sum(len(layer.done(z)) for layer, _ in layers for z in ranges)
         counts = {z: len(r) for z, r in ranges.items()}
         plan = TilePlan(zooms, reason, counts, len(layers), done, model_tiles, seconds)
@@ -460,15 +460,6 @@ def _zooms(
     whose = "the model's" if model else "the input's"
     low = default_zooms(bounds, top)
     return low, f"max: {whose} {metres:.2g} m/px at {lat:.2f} deg"
-
-
-def _seconds_per_tile(translator: Translator) -> float:
-    """The model's time per tile, from one batch (after the one-off preparation)."""
-    translator.prepare()
-    x = torch.zeros(translator.batch_size, 3, translator.tile, translator.tile)
-    start = time.perf_counter()
-    translator.infer(x).cpu()
-    return (time.perf_counter() - start) / translator.batch_size
 
 
 def _max_zoom(
