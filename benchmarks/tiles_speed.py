@@ -1,12 +1,11 @@
 """A web tile pyramid against a render of the same area at the same resolution, in the same run.
 
 Input: the EPSG:3857 test raster at zoom 17's resolution, mirrored and repeated (as
-render_memory.py builds it). ``geo-p2p render --resolution native`` translates it into a GeoTIFF;
-``geo_p2p.webtiles.make_tiles`` translates it onto the grid of its zoom-17 tiles (the same pixel
-size; a little more area, padded to whole tiles) and builds zooms 11-16 from them. Each is timed
-end to end as the command runs it (model loaded beforehand, as for both commands), best of
-``--repeat``, interleaved. The ratio also comes per pixel of the max-zoom grid, to leave the
-padding out. Like the command line, it keeps freed memory for reuse.
+render_memory.py builds it) and moved onto zoom 17's tile grid, so that the render and the
+pyramid translate the same pixels: ``Translator.render(resolution="native")`` into a GeoTIFF,
+``geo_p2p.webtiles.make_tiles`` into zoom-17 tiles and zooms 11-16 built from them. Each is timed
+end to end as its command runs it, model loaded beforehand, best of ``--repeat``, interleaved.
+Like the command line, it keeps freed memory for reuse.
 
     nice -n 10 python benchmarks/tiles_speed.py [--model DIR] [--size 3072] [--repeat 3]
 """
@@ -20,11 +19,13 @@ import time
 from pathlib import Path
 
 import rasterio
+import torch
+from affine import Affine
 from render_memory import build_raster  # benchmarks/ is on the path when run as a script
 
 from geo_p2p import Translator
 from geo_p2p.allocator import keep_freed_memory
-from geo_p2p.webtiles import WEB_TILE, make_tiles
+from geo_p2p.webtiles import CIRCUMFERENCE, WEB_TILE, make_tiles, mercator_resolution
 
 
 def timed(fn) -> float:
@@ -45,6 +46,11 @@ def main() -> None:
         folder = Path(tmp)
         raster = folder / "area.tif"
         build_raster(raster, args.size)
+        with rasterio.open(raster, "r+") as ds:  # onto the tile grid: the same pixels for both
+            t, span = ds.transform, WEB_TILE * mercator_resolution(17)
+            left = -CIRCUMFERENCE / 2 + (t.c + CIRCUMFERENCE / 2) // span * span
+            top = CIRCUMFERENCE / 2 - (CIRCUMFERENCE / 2 - t.f) // span * span
+            ds.transform = Affine(t.a, 0, left, 0, t.e, top)
         runs = {
             "render (GeoTIFF)": lambda: translator.render(
                 raster, folder / "map.tif", resolution="native", overwrite=True, progress=False
@@ -69,22 +75,19 @@ def main() -> None:
             z: len(list((folder / "web").glob(f"{z}/*/*.png")))
             for z in range(zoom17 - 6, zoom17 + 1)
         }
-        grid_px = counts[zoom17] * WEB_TILE**2
         shutil.rmtree(folder / "web")
     render = best["render (GeoTIFF)"]
     tiles = sum(counts.values())
     print(
-        f"{args.size} x {args.size} px input, {counts[zoom17]} tiles at zoom {zoom17} "
-        f"({grid_px / args.size**2:.2f}x the render's pixels), {tiles} in the pyramid "
-        f"(zooms {min(counts)}-{zoom17}), {translator.batch_size} per batch"
+        f"{args.size} x {args.size} px, {counts[zoom17]} tiles at zoom {zoom17}, {tiles} in the "
+        f"pyramid (zooms {min(counts)}-{zoom17}), batch {translator.batch_size}, "
+        f"{torch.get_num_threads()} torch threads"
     )
-    print("| run | seconds | tiles/s | vs render | vs render per pixel |")
-    print("|---|---|---|---|---|")
+    print("| run | seconds | pyramid tiles/s | vs render |")
+    print("|---|---|---|---|")
     for name, seconds in best.items():
-        ratio = seconds / render
-        per_px = ratio / (grid_px / args.size**2) if name != "render (GeoTIFF)" else 1.0
-        rate = tiles / seconds if name != "render (GeoTIFF)" else float("nan")
-        print(f"| {name} | {seconds:.2f} | {rate:.1f} | {ratio:.2f} | {per_px:.2f} |")
+        rate = f"{tiles / seconds:.1f}" if name.startswith("tiles") else "-"
+        print(f"| {name} | {seconds:.2f} | {rate} | {seconds / render:.2f} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,37 +71,40 @@ class TileSetInfo:
         }
 
 
-class TileStore:
+class TileStore(ABC):
     """Where tiles go: ``write``, ``read`` back (for the lower zooms), ``done`` for a resume,
     then ``finish`` (complete) or ``close`` (leave it resumable). One thread at a time."""
 
     extension: str
 
+    @abstractmethod
     def done(self, zoom: int) -> set[tuple[int, int]]:
         """Columns and rows of the tiles of ``zoom`` already written."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read(self, zoom: int, x: int, y: int) -> bytes | None:
-        raise NotImplementedError
+        """A tile's bytes, None if it was not written."""
 
+    @abstractmethod
     def write(self, zoom: int, x: int, y: int, data: bytes) -> None:
-        raise NotImplementedError
+        """Store a tile (rows counted from the north, as in XYZ)."""
 
+    @abstractmethod
     def finish(self, info: TileSetInfo) -> None:
         """Make the store complete and visible as such."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Release the store without finishing it (what is written stays for a resume)."""
 
     @property
+    @abstractmethod
     def job(self) -> str | None:
         """The settings the store was started with (JSON), None for a new store."""
-        raise NotImplementedError
 
     @job.setter
-    def job(self, value: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def job(self, value: str) -> None: ...
 
 
 def open_store(
@@ -212,6 +216,9 @@ class XYZDirectory(TileStore):
         tilejson = json.dumps(info.tilejson(tiles), indent=2).encode()
         atomic_write_bytes(self.root / "tilejson.json", tilejson)
 
+    def close(self) -> None:
+        """Nothing to release: every tile is in place once written."""
+
     def write_viewer(self, info: TileSetInfo, input_layer: str | None) -> None:
         """Write ``index.html`` and Leaflet beside the tiles; ``input_layer`` is the subfolder
         of the input's tiles (shown under the map with a swipe), if any."""
@@ -266,11 +273,12 @@ class _SQLiteStore(TileStore):
             raise RenderError(f"{partial} is not a tile store ({e}): delete it", "--resume") from e
         self._pending = 0
 
+    @abstractmethod
     def _key(self, zoom: int, x: int, y: int) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The table's key of a tile."""
 
-    def _insert(self, key: tuple[int, ...], data: bytes) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _insert(self, key: tuple[int, ...], data: bytes) -> None: ...
 
     def write(self, zoom: int, x: int, y: int, data: bytes) -> None:
         self._insert(self._key(zoom, x, y), data)

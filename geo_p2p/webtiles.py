@@ -18,6 +18,7 @@ Stores (folder, MBTiles, PMTiles) are in :mod:`geo_p2p.tilestores`. Example::
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -381,7 +382,7 @@ def make_tiles(
     job = json.dumps(
         {
             "input": str(Path(src).resolve()),
-            "model": "none" if translator is None else repr(translator.module)[:2000],
+            "model": None if translator is None else _fingerprint(translator.module),
             "zooms": zooms,
             "format": fmt,
             "bands": native.bands,
@@ -417,6 +418,8 @@ def make_tiles(
                 written += _max_zoom(layer, layer_translator, source, area, top, fmt, bar)
                 for zoom in range(zooms[1] - 1, zooms[0] - 1, -1):
                     written += _lower_zoom(layer, ranges[zoom], fmt, bar)
+        if not any(layers[0][0].done(z) for z in ranges):
+            raise RenderError(f"{src} has no valid pixels where the tiles are", "INPUT")
         info = TileSetInfo(
             dst.stem, fmt, bounds, zooms[0], zooms[1], attribution, f"{Path(src).name}, geo-p2p"
         )
@@ -460,6 +463,15 @@ def _zooms(
     whose = "the model's" if model else "the input's"
     low = default_zooms(bounds, top)
     return low, f"max: {whose} {metres:.2g} m/px at {lat:.2f} deg"
+
+
+def _fingerprint(module: torch.nn.Module) -> str:
+    """A digest of a module's weights, so that a resume cannot mix two models' tiles."""
+    digest = hashlib.sha256(repr(module).encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _max_zoom(

@@ -13,6 +13,7 @@ import mercantile
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp
 import shapely
 import torch
 from affine import Affine
@@ -219,6 +220,37 @@ def test_parents_in_the_pyramid_average_their_children(utm, tmp_path) -> None:
             np.testing.assert_array_equal(
                 parent[3], np.floor(pixels[3].mean(axis=(1, 3)) + 0.5).astype(np.uint8)
             )
+
+
+def test_aoi_limits_tiles_and_masks_pixels(utm, tmp_path) -> None:
+    """The western half of the raster (AOI in the raster's CRS): tiles only where mercantile
+    lists them for the AOI, pixels east of it transparent, west of it opaque."""
+    aoi = (
+        "POLYGON((575990 5187930, 576040 5187930, 576040 5188010, 575990 5188010, 575990 5187930))"
+    )
+    out = tmp_path / "xyz"
+    make_tiles(utm, out, zooms=(18, 18), aoi=aoi, progress=False)
+    west, south, east, north = transform_bounds(
+        "EPSG:32615", "EPSG:4326", 576000, 5187940, 576040, 5188000
+    )
+    listed = {(t.x, t.y) for t in mercantile.tiles(west, south, east, north, zooms=18)}
+    tiles = written(out)[18]
+    assert tiles and tiles <= listed
+    res = mercator_resolution(18)
+    for x, y in tiles:
+        left, _, _, top = mercantile.xy_bounds(x, y, 18)
+        rows, cols = np.mgrid[4:WEB_TILE:8, 4:WEB_TILE:8]
+        xs, ys = rasterio.warp.transform(
+            "EPSG:3857",
+            "EPSG:32615",
+            (left + (cols + 0.5) * res).ravel(),
+            (top - (rows + 0.5) * res).ravel(),
+        )
+        xs, ys = np.array(xs).reshape(rows.shape), np.array(ys).reshape(rows.shape)
+        alpha = read_tile(out, 18, x, y)[3][rows, cols]
+        inside_raster = (ys > 5187941) & (ys < 5187999) & (xs > 576001)
+        assert (alpha[xs > 576041] == 0).all()
+        assert (alpha[(xs < 576039) & inside_raster] == 255).all()
 
 
 # Containers
