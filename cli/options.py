@@ -19,6 +19,15 @@ device_option = click.option(
     help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
 )
 
+precision_option = click.option(
+    "--precision",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    help="auto: bf16 mixed precision on CUDA, fp32 elsewhere. bf16 on a CPU with AVX-512 BF16 "
+    "or AMX: about 1.6x faster.",
+)
+
 
 def fail_cleanly(command: F) -> F:
     """Turn the library's errors about bad input into one-line messages (exit 1).

@@ -7,11 +7,10 @@ import math
 from pathlib import Path
 
 import click
-from rasterio.errors import RasterioError
 
-from geo_p2p.render import RenderError, Translator
+from geo_p2p.render import Translator
 
-from .options import device_option, fail_cleanly
+from .options import as_click_errors, device_option, fail_cleanly, precision_option
 
 
 def _numbers(ctx: click.Context, param: click.Parameter, value: str | None, kind: type):
@@ -92,14 +91,7 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     help="Tiles per forward pass (on a CPU without --compile the output does not depend on it).",
 )
 @device_option
-@click.option(
-    "--precision",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    help="auto: bf16 mixed precision on CUDA, fp32 elsewhere. bf16 on a CPU with AVX-512 BF16 "
-    "or AMX: about 1.6x faster.",
-)
+@precision_option
 @click.option("--alpha", is_flag=True, help="No-data as an alpha band, not an internal mask.")
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF with overviews.")
 @click.option(
@@ -147,7 +139,7 @@ def render(
     """
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's errors arrive as ours
-    try:
+    with as_click_errors("render"):
         translator = Translator.load(
             Path(model) if model else None,
             overlap=overlap,
@@ -158,9 +150,3 @@ def render(
             torch_compile=torch_compile,
         )
         translator.render(input, output, **options)  # type: ignore[arg-type]
-    except RenderError as e:
-        if e.param:
-            raise click.BadParameter(str(e), param_hint=e.param) from None
-        raise click.UsageError(str(e)) from None
-    except (OSError, RasterioError) as e:
-        raise click.ClickException(f"render failed: {e}") from None

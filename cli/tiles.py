@@ -10,7 +10,7 @@ import click
 from geo_p2p.render import Translator
 from geo_p2p.webtiles import DEFAULT_ATTRIBUTION, MAX_ZOOM, make_tiles
 
-from .options import as_click_errors, device_option, fail_cleanly
+from .options import as_click_errors, device_option, fail_cleanly, precision_option
 from .render import _bands, _scale
 
 
@@ -73,13 +73,7 @@ def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
     "--batch-size", default=8, show_default=True, type=click.IntRange(1), help="Tiles per pass."
 )
 @device_option
-@click.option(
-    "--precision",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    help="As for 'geo-p2p render'.",
-)
+@precision_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (same settings).")
 @fail_cleanly

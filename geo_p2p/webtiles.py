@@ -36,6 +36,7 @@ from affine import Affine
 from PIL import Image, features
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import mapping, shape
 from tqdm import tqdm
@@ -48,6 +49,7 @@ from .raster import (
     Source,
     ground_scale,
     inspect_source,
+    open_quietly,
 )
 from .render import Translator
 from .tilestores import TileSetInfo, TileStore, XYZDirectory, open_store
@@ -438,14 +440,18 @@ def make_tiles(
 def _georeferenced_source(
     src: str | Path, bands: tuple[int, ...] | None, scale: tuple[float, float] | None
 ) -> Source:
-    source = inspect_source(src, bands, scale, "native", allow_ungeoreferenced=True)
-    if source.crs is None or source.transform is None:
+    try:
+        with open_quietly(src) as ds:
+            georeferenced = ds.crs is not None and not ds.transform.is_identity
+    except RasterioIOError:
+        georeferenced = True  # not a raster: inspect_source says so
+    if not georeferenced:
         raise RenderError(
             f"{src} has no georeferencing: web tiles need a CRS and a geotransform "
             "(add them with gdal_edit.py or gdalwarp first)",
             "INPUT",
         )
-    return source
+    return inspect_source(src, bands, scale, "native")
 
 
 def _zooms(
