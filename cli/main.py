@@ -14,6 +14,7 @@ from .export import export
 from .options import terminate_as_interrupt
 from .pairs import pairs
 from .render import render
+from .tiles import tiles
 from .train import train
 
 
@@ -26,6 +27,7 @@ def cli(verbose: bool) -> None:
     \b
     geo-p2p render area.tif -o map.tif     translate a raster, georeferencing kept
     geo-p2p pairs a.tif m.tif -o pairs/    cut training pairs from two rasters
+    geo-p2p tiles area.tif -o web/         a web map: XYZ tiles and a viewer (or MBTiles, PMTiles)
     geo-p2p train maps/ -o runs/maps       learn the translation from paired images
     geo-p2p evaluate MODEL_DIR pairs/      score a model on held-out pairs
     geo-p2p export -o model.onnx           the generator as ONNX (onnxruntime, QGIS)
@@ -42,6 +44,7 @@ cli.add_command(evaluate)
 cli.add_command(render)
 cli.add_command(pairs)
 cli.add_command(export)
+cli.add_command(tiles)
 
 if __name__ == "__main__":  # python -m geo_p2p_cli.main (e.g. under torchrun)
     cli()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -17,6 +18,15 @@ device_option = click.option(
     default="auto",
     show_default=True,
     help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
+)
+
+precision_option = click.option(
+    "--precision",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    help="auto: bf16 mixed precision on CUDA, fp32 elsewhere. bf16 on a CPU with AVX-512 BF16 "
+    "or AMX: about 1.6x faster.",
 )
 
 
@@ -69,3 +79,20 @@ def terminate_as_interrupt() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+@contextlib.contextmanager
+def as_click_errors(verb: str) -> Iterator[None]:
+    """Turn the library's RenderError into a one-line :class:`InputError` naming the option at
+    fault, and I/O and GDAL errors into ``VERB failed: ...``."""
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    from geo_p2p.raster import RenderError
+
+    try:
+        yield
+    except RenderError as e:
+        raise InputError(str(e), e.param) from None
+    except (OSError, RasterioError, CPLE_BaseError) as e:  # GDAL's word, in one line
+        raise click.ClickException(f"{verb} failed: {' '.join(str(e).split())}") from None

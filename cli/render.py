@@ -8,13 +8,11 @@ import math
 from pathlib import Path
 
 import click
-from rasterio._err import CPLE_BaseError
-from rasterio.errors import RasterioError
 
 from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
-from geo_p2p.render import RenderError, Translator
+from geo_p2p.render import Translator
 
-from .options import InputError, device_option, fail_cleanly
+from .options import as_click_errors, device_option, fail_cleanly, precision_option
 
 
 def _numbers(ctx: click.Context, param: click.Parameter, value: str | None, kind: type):
@@ -110,14 +108,7 @@ PLAN_OPTIONS = (
     help="Tiles per forward pass (on a CPU without --compile the output does not depend on it).",
 )
 @device_option
-@click.option(
-    "--precision",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    help="auto: bf16 mixed precision on CUDA, fp32 elsewhere. bf16 on a CPU with AVX-512 BF16 "
-    "or AMX: about 1.6x faster.",
-)
+@precision_option
 @click.option(
     "--backend",
     default="auto",
@@ -206,7 +197,7 @@ def render(
         raise click.BadParameter("give the output GeoTIFF", param_hint="-o/--output")
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's errors arrive as ours
-    try:
+    with as_click_errors("render"):
         translator = Translator.load(
             Path(model) if model else None,
             overlap=overlap,
@@ -223,7 +214,3 @@ def render(
             click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
             return
         translator.render(input, output, **options)  # type: ignore[arg-type]
-    except RenderError as e:
-        raise InputError(str(e), e.param) from None
-    except (OSError, RasterioError, CPLE_BaseError) as e:  # GDAL's word, in one line
-        raise click.ClickException(f"render failed: {e}") from None

@@ -23,7 +23,7 @@ import rasterio
 from affine import Affine
 from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as transform_points
@@ -435,6 +435,10 @@ class RasterReader:
             ds = self._open.enter_context(warp_north_up(ds, source.crs, categorical))
         grid = (source.width, source.height, source.transform)
         if source.transform is not None and (ds.width, ds.height, ds.transform) != grid:
+            # The grid may reach beyond the input (web tiles): no-data there, also for an
+            # input without a mask, which then gets an alpha band.
+            flags = ds.mask_flag_enums
+            unmasked = all(MaskFlags.all_valid in flags[b - 1] for b in source.bands)
             ds = self._open.enter_context(
                 WarpedVRT(
                     ds,
@@ -443,6 +447,7 @@ class RasterReader:
                     width=source.width,
                     height=source.height,
                     resampling=source.resampling,
+                    add_alpha=unmasked,
                 )
             )
         self._ds: rasterio.DatasetReader | WarpedVRT = ds

@@ -27,6 +27,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 import rasterio
+import shapely
 import torch
 
 from .aoi import AreaOfInterest
@@ -438,6 +439,33 @@ class Translator:
             if i == workers - 1:
                 start = time.perf_counter()
         return rounds * workers * self.batch_size / (time.perf_counter() - start)
+
+    def render_blocks(
+        self,
+        source: Source,
+        write: Callable[[Block], None],
+        area: AreaOfInterest | None = None,
+        region: shapely.Geometry | None = None,
+        progress: bool | None = None,
+    ) -> tuple[int, int]:
+        """Translate the grid of ``source`` as :meth:`render` does, handing each finished
+        block to ``write`` (called in one background thread, blocks in order) instead of
+        writing a GeoTIFF; :mod:`geo_p2p.webtiles` cuts them into web tiles.
+
+        Only the model tiles meeting ``area`` and ``region`` (pixel coordinates) are
+        translated; blocks that none of them reaches are not handed on. Returns the numbers of
+        tiles translated and worked through.
+        """
+        grid = self.grid(source.height, source.width)
+        for part in (area.pixels if area is not None else None, region):
+            if part is not None:
+                if not part.intersects(shapely.box(0, 0, source.width, source.height)):
+                    return 0, 0
+                grid = grid.select(part)
+        cache = gdal_cache_bytes(source, self.tile, self.strip_width)
+        with rasterio.Env(GDAL_CACHEMAX=cache, **GDAL_OPTIONS):
+            read = functools.partial(_raster_tiles, source, grid, area)
+            return self._run(grid, strips(grid, self.strip_width), read, write, progress)
 
     def _run(
         self,
