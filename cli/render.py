@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import click
 from rasterio.errors import RasterioError
 
-from geo_p2p.render import RenderError, Translator
+from geo_p2p.regions import REGION_SIZE, ModelSpec, render_regions
+from geo_p2p.render import RenderError
 
 from .options import device_option, fail_cleanly
 
@@ -126,6 +126,31 @@ def _creation_options(ctx: click.Context, param: click.Parameter, value: tuple[s
     "10-25 s of compiling (2 s once cached), so worth it for rasters of several thousand "
     "tiles. Needs a C++ compiler on a CPU.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Render resumably: keep the partial output and a journal beside OUTPUT, and continue "
+    "an interrupted render of the same input, model and options.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Render on the Dask cluster of this scheduler (tcp://HOST:8786); the input and the "
+    "model must be readable by every worker. Needs geo-p2p[distributed].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    help="Render on a Dask cluster of N processes started on this machine (one thread each).",
+)
+@click.option(
+    "--region-size",
+    default=REGION_SIZE,
+    show_default=True,
+    type=click.IntRange(512),
+    help="Side in pixels (a multiple of 512) of the regions that --resume, --scheduler and "
+    "--workers render.",
+)
 @fail_cleanly
 def render(
     input: str,
@@ -137,6 +162,10 @@ def render(
     device: str,
     precision: str,
     torch_compile: bool,
+    resume: bool,
+    scheduler: str | None,
+    workers: int | None,
+    region_size: int,
     **options: object,
 ) -> None:
     """Translate the raster INPUT into a map-style GeoTIFF, keeping its georeferencing.
@@ -147,20 +176,45 @@ def render(
     """
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's errors arrive as ours
+    spec = ModelSpec(model, overlap, margin, batch_size, device, precision, torch_compile)
     try:
-        translator = Translator.load(
-            Path(model) if model else None,
-            overlap=overlap,
-            margin=margin,
-            batch_size=batch_size,
-            device=device,
-            precision=precision,
-            torch_compile=torch_compile,
-        )
-        translator.render(input, output, **options)  # type: ignore[arg-type]
+        if scheduler is not None or workers is not None:
+            _render_on_cluster(
+                spec, input, output, scheduler, workers, resume, region_size, options
+            )
+        elif resume:
+            render_regions(spec, input, output, resume=True, region_size=region_size, **options)  # type: ignore[arg-type]
+        else:
+            spec.load().render(input, output, **options)  # type: ignore[arg-type]
     except RenderError as e:
         if e.param:
             raise click.BadParameter(str(e), param_hint=e.param) from None
         raise click.UsageError(str(e)) from None
     except (OSError, RasterioError) as e:
         raise click.ClickException(f"render failed: {e}") from None
+
+
+def _render_on_cluster(
+    spec: ModelSpec,
+    input: str,
+    output: str,
+    scheduler: str | None,
+    workers: int | None,
+    resume: bool,
+    region_size: int,
+    options: dict[str, object],
+) -> None:
+    if scheduler is not None and workers is not None:
+        raise RenderError("give --scheduler or --workers, not both")
+    from geo_p2p.distributed import dask_client, dask_compute
+
+    with dask_client(scheduler, workers) as client:
+        render_regions(
+            spec,
+            input,
+            output,
+            compute=dask_compute(client, spec),
+            resume=resume,
+            region_size=region_size,
+            **options,  # type: ignore[arg-type]
+        )

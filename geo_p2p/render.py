@@ -59,7 +59,7 @@ from .raster import (
     inspect_source,
     open_quietly,
 )
-from .tiling import Tile, TileGrid, default_margin, default_overlap, strips
+from .tiling import Strip, Tile, TileGrid, default_margin, default_overlap, strips
 
 __all__ = ["RenderError", "RenderSummary", "Translator"]
 
@@ -274,17 +274,10 @@ class Translator:
         Raises RenderError for unusable input or options; ``dst`` is only ever complete.
         """
         dst = Path(dst)
-        check_output(dst, src, overwrite)
-        if quicklook is not None:
-            quicklook = Path(quicklook)
-            if quicklook.resolve() == dst.resolve():
-                raise RenderError("the quicklook PNG cannot be the output GeoTIFF", "--quicklook")
-            check_output(quicklook, src, overwrite, "--quicklook")
-        source = inspect_source(src, bands, scale, resolution, self.gsd, allow_ungeoreferenced)
-        area = AreaOfInterest(aoi, source) if aoi else None
-        grid = self.grid(source.height, source.width)
-        if area is not None:
-            grid = grid.select(area.pixels)
+        quicklook = None if quicklook is None else Path(quicklook)
+        source, area, grid = self.job(
+            src, dst, bands, scale, resolution, aoi, allow_ungeoreferenced, overwrite, quicklook
+        )
         self.prepare()  # outside the timed render
         start = time.perf_counter()
         cache = gdal_cache_bytes(source, self.tile, self.strip_width)
@@ -308,21 +301,49 @@ class Translator:
         log.info("%s", summary)
         return summary
 
+    def job(
+        self,
+        src: str | Path,
+        dst: Path,
+        bands: tuple[int, ...] | None,
+        scale: tuple[float, float] | None,
+        resolution: Resolution,
+        aoi: str | None,
+        allow_ungeoreferenced: bool,
+        overwrite: bool,
+        quicklook: Path | None,
+    ) -> tuple[Source, AreaOfInterest | None, TileGrid]:
+        """Check the outputs and inspect the input of a render (the arguments are
+        :meth:`render`'s): the source, its area of interest and the tile grid to translate."""
+        check_output(dst, src, overwrite)
+        if quicklook is not None:
+            if quicklook.resolve() == dst.resolve():
+                raise RenderError("the quicklook PNG cannot be the output GeoTIFF", "--quicklook")
+            check_output(quicklook, src, overwrite, "--quicklook")
+        source = inspect_source(src, bands, scale, resolution, self.gsd, allow_ungeoreferenced)
+        area = AreaOfInterest(aoi, source) if aoi else None
+        grid = self.grid(source.height, source.width)
+        if area is not None:
+            grid = grid.select(area.pixels)
+        return source, area, grid
+
     def _run(
         self,
         grid: TileGrid,
         read_tiles: Callable[[Iterable[Tile]], Generator[TileData, None, None]],
         write: Callable[[Block], None],
         progress: bool | None,
+        parts: list[Strip] | None = None,
     ) -> tuple[int, int]:
         """Translate and blend the tiles of ``grid``, handing finished blocks to ``write``.
 
         ``read_tiles`` reads the given tiles in order; it runs in a background thread. The grid
-        is worked through in strips of ``strip_width`` columns. Returns the number of tiles
-        translated and the number worked through (the difference was all no-data).
+        is worked through in ``parts`` (default: strips of ``strip_width`` columns). Returns the
+        number of tiles translated and the number worked through (the difference was all
+        no-data).
         """
-        parts = strips(grid, self.strip_width)
-        block = (MOSAIC_BLOCK[0], math.gcd(MOSAIC_BLOCK[1], self.strip_width))
+        parts = strips(grid, self.strip_width) if parts is None else parts
+        block = (MOSAIC_BLOCK[0], math.gcd(MOSAIC_BLOCK[1], *(part.start for part in parts)))
         mosaics = [BlockMosaic(grid, block, strip=part) for part in parts]
         keys = [i for i, part in enumerate(parts) for _ in part.tiles]
 
