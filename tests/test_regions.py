@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from geo_p2p import Translator
 from geo_p2p.raster import RenderError
-from geo_p2p.regions import ModelSpec, render_region, render_regions
+from geo_p2p.regions import ModelSpec, local_compute, render_region, render_regions
 from geo_p2p.tiling import TileGrid, regions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -175,3 +175,31 @@ def test_interrupted_render_resumes_to_the_same_output(model_dir: Path, tmp_path
 def test_region_size_must_be_a_multiple_of_512(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(RenderError, match="multiple of 512"):
         render_regions(ModelSpec(str(model_dir)), CHARLOTTE, tmp_path / "x.tif", region_size=700)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_interrupted_render_leaves_nothing_unless_resumable(
+    model_dir: Path, tmp_path: Path, resume: bool
+) -> None:
+    src = mosaic_raster(tmp_path / "in.tif", 600, 1100)
+    spec = ModelSpec(str(model_dir), device="cpu")
+
+    def stopped_after_one(source, area, parts):  # noqa: ANN001, ANN202
+        yield from local_compute(spec.load())(source, area, parts[:1])
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_regions(
+            spec,
+            src,
+            tmp_path / "map.tif",
+            compute=stopped_after_one,
+            resume=resume,
+            region_size=512,
+            resolution="native",
+        )
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name not in ("in.tif", "model"))
+    assert left == ([".map.tif.partial.json", ".map.tif.partial.tif"] if resume else [])
+    if resume:
+        journal = json.loads((tmp_path / ".map.tif.partial.json").read_text())
+        assert journal["done"] == [0] and journal["regions"] == 6
