@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 
 import click
 
 from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
-from geo_p2p.render import Translator
+from geo_p2p.regions import REGION_SIZE, ModelSpec, render_regions
+from geo_p2p.render import RenderError
 
 from .options import as_click_errors, device_option, fail_cleanly, precision_option
 
@@ -115,7 +115,8 @@ PLAN_OPTIONS = (
     show_default=True,
     type=click.Choice(["auto", "torch", "onnxruntime"]),
     help="What runs the generator. auto: onnxruntime where installed (the onnx extra) and "
-    "faster on this CPU in a probe before the render, else torch. onnxruntime: CPU, fp32.",
+    "faster on this CPU in a probe before the render, else torch (torch with --resume or a "
+    "cluster, so that every region runs the same kernels). onnxruntime: CPU, fp32.",
 )
 @click.option("--alpha", is_flag=True, help="No-data as an alpha band, not an internal mask.")
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF with overviews.")
@@ -164,6 +165,31 @@ PLAN_OPTIONS = (
     "10-25 s of compiling (2 s once cached), so worth it for rasters of several thousand "
     "tiles. Needs a C++ compiler on a CPU.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Render resumably: keep the partial output and a journal beside OUTPUT, and continue "
+    "an interrupted render of the same input, model and options.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Render on the Dask cluster of this scheduler (tcp://HOST:8786); the input and the "
+    "model must be readable by every worker. Needs geo-p2p[distributed].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    help="Render on a Dask cluster of N processes started on this machine (one thread each).",
+)
+@click.option(
+    "--region-size",
+    default=REGION_SIZE,
+    show_default=True,
+    type=click.IntRange(512),
+    help="Side in pixels (a multiple of 512) of the regions that --resume, --scheduler and "
+    "--workers render.",
+)
 @fail_cleanly
 def render(
     input: str,
@@ -178,6 +204,10 @@ def render(
     dry_run: bool,
     as_json: bool,
     backend: str,
+    resume: bool,
+    scheduler: str | None,
+    workers: int | None,
+    region_size: int,
     **options: object,
 ) -> None:
     """Translate the raster INPUT into a map-style GeoTIFF, keeping its georeferencing.
@@ -197,20 +227,49 @@ def render(
         raise click.BadParameter("give the output GeoTIFF", param_hint="-o/--output")
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's errors arrive as ours
+    # Regions (--resume, a cluster) use torch unless told: "auto" could choose differently
+    # on each worker, or on resuming, and the backends differ in the last bits.
+    region_backend = "torch" if backend == "auto" else backend
+    spec = ModelSpec(
+        model, overlap, margin, batch_size, device, precision, torch_compile, region_backend
+    )
     with as_click_errors("render"):
-        translator = Translator.load(
-            Path(model) if model else None,
-            overlap=overlap,
-            margin=margin,
-            batch_size=batch_size,
-            device=device,
-            precision=precision,
-            torch_compile=torch_compile,
-            backend=backend,  # type: ignore[arg-type]
-        )
         if dry_run:
+            translator = spec.load(backend=backend)
             plan_options = {k: options[k] for k in PLAN_OPTIONS}
             plan = translator.plan(input, **plan_options)  # type: ignore[arg-type]
             click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
-            return
-        translator.render(input, output, **options)  # type: ignore[arg-type]
+        elif scheduler is not None or workers is not None:
+            _render_on_cluster(
+                spec, input, output, scheduler, workers, resume, region_size, options
+            )
+        elif resume:
+            render_regions(spec, input, output, resume=True, region_size=region_size, **options)  # type: ignore[arg-type]
+        else:
+            spec.load(backend=backend).render(input, output, **options)  # type: ignore[arg-type]
+
+
+def _render_on_cluster(
+    spec: ModelSpec,
+    input: str,
+    output: str,
+    scheduler: str | None,
+    workers: int | None,
+    resume: bool,
+    region_size: int,
+    options: dict[str, object],
+) -> None:
+    if scheduler is not None and workers is not None:
+        raise RenderError("give --scheduler or --workers, not both")
+    from geo_p2p.distributed import dask_client, dask_compute
+
+    with dask_client(scheduler, workers) as client:
+        render_regions(
+            spec,
+            input,
+            output,
+            compute=dask_compute(client, spec),
+            resume=resume,
+            region_size=region_size,
+            **options,  # type: ignore[arg-type]
+        )

@@ -58,8 +58,9 @@ class Block:
 class BlockMosaic:
     """Accumulates weighted tile outputs of ``grid`` and returns blocks as they are finished.
 
-    ``strip`` limits the mosaic to a strip of columns (its start a multiple of the block width)
-    and to the strip's tiles; by default it covers the whole grid.
+    ``strip`` limits the mosaic to a strip of columns (its start a multiple of the block width),
+    or a region (its top a multiple of the block height too), and to its tiles; by default it
+    covers the whole grid.
     """
 
     def __init__(
@@ -73,8 +74,9 @@ class BlockMosaic:
         self.block = block
         self.channels = channels
         self.strip = strip or Strip(0, grid.width, grid.tiles)
-        if self.strip.start % block[1]:
+        if self.strip.start % block[1] or self.strip.top % block[0]:
             raise ValueError("a strip must start on a block boundary")
+        self._bottom = grid.height if self.strip.bottom is None else self.strip.bottom
         bh, bw = block
         self._remaining = np.zeros((-(-grid.height // bh), -(-grid.width // bw)), np.int32)
         for tile in self.strip.tiles:
@@ -90,7 +92,7 @@ class BlockMosaic:
         """Rows and columns ``r0, r1, c0, c1`` of ``tile`` inside the raster and the strip."""
         h, w = self.grid.clip(tile)
         c0, c1 = max(tile.col, self.strip.start), min(tile.col + w, self.strip.stop)
-        return tile.row, tile.row + h, c0, c1
+        return max(tile.row, self.strip.top), min(tile.row + h, self._bottom), c0, c1
 
     def _block_range(self, tile: Tile) -> tuple[slice, slice]:
         r0, r1, c0, c1 = self._extent(tile)
@@ -126,7 +128,7 @@ class BlockMosaic:
     def _accumulators(self, by: int, bx: int) -> tuple[np.ndarray, np.ndarray]:
         if (by, bx) not in self._open:
             bh, bw = self.block
-            h = min(bh, self.grid.height - by * bh)
+            h = min(bh, self._bottom - by * bh)
             w = min(bw, self.strip.stop - bx * bw)
             self._open[by, bx] = (
                 np.zeros((self.channels, h, w), np.float32),

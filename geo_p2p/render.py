@@ -72,9 +72,9 @@ from .raster import (
     inspect_source,
     open_quietly,
 )
-from .tiling import Strip, Tile, TileGrid, default_margin, default_overlap, strips
+from .tiling import Strip, Tile, TileGrid, default_margin, default_overlap, regions, strips
 
-__all__ = ["RenderError", "RenderPlan", "RenderSummary", "Translator"]
+__all__ = ["Job", "RenderError", "RenderPlan", "RenderSummary", "Translator"]
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,9 @@ class _Batch:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """A render worked out: the plan, the source, the area of interest, the grid in strips."""
+class Job:
+    """A render worked out: its plan, source, area of interest, grid, and the grid's parts
+    (strips or regions) in the order they are rendered."""
 
     plan: RenderPlan
     source: Source
@@ -226,16 +227,18 @@ class Translator:
         *,
         fuse: bool = True,
         inference_stats: InferenceStats | None = None,
-        backend: BackendName = "auto",
+        backend: BackendName = "torch",
         **options: object,
     ) -> Translator:
         """A translator for the model directory ``path`` (None: the bundled default model).
 
         ``inference_stats`` overrides the BatchNorm statistics the card chooses. ``fuse`` folds
         BatchNorm into the convolutions when they are the running statistics (same output to
-        float rounding, faster). ``backend`` is the constructor's, "auto" by default here: the
-        faster of torch and onnxruntime on this CPU. ``options`` are the constructor's (overlap,
-        margin, batch_size, device, precision, strip_width, channels_last, torch_compile).
+        float rounding, faster). ``backend`` is the constructor's: torch by default, so that
+        two translators loaded alike give the same bits ("auto", the command line's default,
+        picks the faster of torch and onnxruntime by timing them). ``options`` are the
+        constructor's (overlap, margin, batch_size, device, precision, strip_width,
+        channels_last, torch_compile).
         """
         try:
             module, card = load_model(path)
@@ -286,7 +289,7 @@ class Translator:
             _, h, w = block.rgb.shape
             out[block.row : block.row + h, block.col : block.col + w] = block.rgb.transpose(1, 2, 0)
 
-        self._run(grid, strips(grid, self.strip_width), read_tiles, write, progress=False)
+        self._run(grid, read_tiles, write, progress=False)
         return out
 
     def render(
@@ -327,13 +330,20 @@ class Translator:
         Raises RenderError for unusable input or options; ``dst`` is only ever complete.
         """
         dst = Path(dst)
-        check_output(dst, src, overwrite)
-        if quicklook is not None:
-            quicklook = Path(quicklook)
-            if quicklook.resolve() == dst.resolve():
-                raise RenderError("the quicklook PNG cannot be the output GeoTIFF", "--quicklook")
-            check_output(quicklook, src, overwrite, "--quicklook")
-        job = self._job(src, bands, scale, resolution, aoi, allow_ungeoreferenced, force, max_tiles)
+        quicklook = None if quicklook is None else Path(quicklook)
+        job = self.job(
+            src,
+            dst,
+            bands=bands,
+            scale=scale,
+            resolution=resolution,
+            aoi=aoi,
+            allow_ungeoreferenced=allow_ungeoreferenced,
+            overwrite=overwrite,
+            quicklook=quicklook,
+            force=force,
+            max_tiles=max_tiles,
+        )
         log.info("%s", job.plan.line())
         source, grid = job.source, job.grid
         self.prepare()  # outside the timed render
@@ -347,10 +357,10 @@ class Translator:
                     set_colour_interpretation(out, alpha)
                     translated, total = self._run(
                         grid,
-                        job.parts,
                         functools.partial(_raster_tiles, source, grid, job.area),
                         lambda block: write_block(out, block, alpha),
                         progress,
+                        job.parts,
                     )
                 if cog:
                     convert_to_cog(target, tmp, creation_options)
@@ -380,30 +390,56 @@ class Translator:
         max_tiles: refuse renders of more model tiles than this.
         Raises RenderError for unusable input, options, or a refused job.
         """
-        args = (bands, scale, resolution, aoi, allow_ungeoreferenced, force, max_tiles)
-        return self._job(src, *args, estimate=True).plan
+        options = {"bands": bands, "scale": scale, "resolution": resolution, "aoi": aoi}
+        return self.job(
+            src,
+            allow_ungeoreferenced=allow_ungeoreferenced,
+            force=force,
+            max_tiles=max_tiles,
+            estimate=True,
+            **options,  # type: ignore[arg-type]
+        ).plan
 
-    def _job(
+    def job(
         self,
         src: str | Path,
-        bands: tuple[int, ...] | None,
-        scale: tuple[float, float] | None,
-        resolution: Resolution,
-        aoi: str | None,
-        allow_ungeoreferenced: bool,
-        force: bool,
-        max_tiles: int,
+        dst: Path | None = None,
+        *,
+        bands: tuple[int, ...] | None = None,
+        scale: tuple[float, float] | None = None,
+        resolution: Resolution = "auto",
+        aoi: str | None = None,
+        allow_ungeoreferenced: bool = False,
+        overwrite: bool = False,
+        quicklook: Path | None = None,
+        force: bool = False,
+        max_tiles: int = DEFAULT_MAX_TILES,
+        region_size: int | None = None,
         estimate: bool | None = None,
-    ) -> _Job:
-        """Inspect the input, refuse absurd jobs, lay out the grid, plan. ``estimate``: measure
-        the rate (None: for jobs of more than :data:`ESTIMATE_FROM_TILES` tiles)."""
+    ) -> Job:
+        """Check the outputs (``dst`` and ``quicklook``, where given), inspect the input, refuse
+        absurd jobs (:func:`~geo_p2p.plan.check_job`), lay out the tile grid in strips (or in
+        regions of ``region_size`` pixels, see :func:`~geo_p2p.tiling.regions`) and plan it.
+        The other arguments are :meth:`render`'s and :meth:`plan`'s; ``estimate``: measure
+        the model's rate for the plan (None: for jobs of over :data:`ESTIMATE_FROM_TILES`)."""
+        if dst is not None:
+            check_output(dst, src, overwrite)
+            if quicklook is not None:
+                if quicklook.resolve() == dst.resolve():
+                    raise RenderError(
+                        "the quicklook PNG cannot be the output GeoTIFF", "--quicklook"
+                    )
+                check_output(quicklook, src, overwrite, "--quicklook")
         source = inspect_source(src, bands, scale, resolution, self.gsd, allow_ungeoreferenced)
         check_job(source, resolution, self.tile, self.overlap, force, max_tiles)
         area = AreaOfInterest(aoi, source) if aoi else None
         grid = self.grid(source.height, source.width)
         if area is not None:
             grid = grid.select(area.pixels)
-        parts = strips(grid, self.strip_width)
+        if region_size is None:
+            parts = strips(grid, self.strip_width)
+        else:
+            parts = regions(grid, region_size)
         tiles = sum(len(part.tiles) for part in parts)
         if estimate is None:
             estimate = tiles > ESTIMATE_FROM_TILES
@@ -422,7 +458,7 @@ class Translator:
             device=str(self.device),
             rate=self.measure_rate() if estimate else None,
         )
-        return _Job(plan, source, area, grid, parts)
+        return Job(plan, source, area, grid, parts)
 
     def measure_rate(self, rounds: int = 2) -> float:
         """Tiles per second the module sustains here as a render runs it (all model workers,
@@ -465,24 +501,25 @@ class Translator:
         cache = gdal_cache_bytes(source, self.tile, self.strip_width)
         with rasterio.Env(GDAL_CACHEMAX=cache, **GDAL_OPTIONS):
             read = functools.partial(_raster_tiles, source, grid, area)
-            return self._run(grid, strips(grid, self.strip_width), read, write, progress)
+            return self._run(grid, read, write, progress)
 
     def _run(
         self,
         grid: TileGrid,
-        parts: list[Strip],
         read_tiles: Callable[[Iterable[Tile]], Generator[TileData, None, None]],
         write: Callable[[Block], None],
         progress: bool | None,
+        parts: list[Strip] | None = None,
     ) -> tuple[int, int]:
         """Translate and blend the tiles of ``grid``, handing finished blocks to ``write``.
 
         ``read_tiles`` reads the given tiles in order; it runs in a background thread. The grid
-        is worked through in ``parts``, its strips (see :func:`~geo_p2p.tiling.strips`).
-        Returns the number of tiles translated and the number worked through (the difference
-        was all no-data).
+        is worked through in ``parts`` (default: strips of ``strip_width`` columns). Returns the
+        number of tiles translated and the number worked through (the difference was all
+        no-data).
         """
-        block = (MOSAIC_BLOCK[0], math.gcd(MOSAIC_BLOCK[1], self.strip_width))
+        parts = strips(grid, self.strip_width) if parts is None else parts
+        block = (MOSAIC_BLOCK[0], math.gcd(MOSAIC_BLOCK[1], *(part.start for part in parts)))
         mosaics = [BlockMosaic(grid, block, strip=part) for part in parts]
         keys = [i for i, part in enumerate(parts) for _ in part.tiles]
 

@@ -173,11 +173,24 @@ class TileGrid:
 
 @dataclass(frozen=True)
 class Strip:
-    """Columns ``[start, stop)`` of a raster and the tiles of a grid that weigh on them."""
+    """Columns ``[start, stop)`` of a raster and the tiles of a grid that weigh on them, in grid
+    order; ``top`` and ``bottom`` limit it to the rows ``[top, bottom)`` (None: to the last row),
+    which makes it a region of the raster (see :func:`regions`)."""
 
     start: int
     stop: int
     tiles: tuple[Tile, ...]
+    top: int = 0
+    bottom: int | None = None
+
+
+def _weighs(start: int, length: int, first: bool, last: bool, grid: TileGrid, lo: int, hi: int):
+    """Whether a tile starting at ``start`` along an axis has non-zero weights in ``[lo, hi)``
+    (``first``, ``last``: its sides lie on the raster's edges, so they have no margin)."""
+    return (
+        start + (0 if first else grid.margin) < hi
+        and start + length - (0 if last else grid.margin) > lo
+    )
 
 
 def strips(grid: TileGrid, width: int) -> list[Strip]:
@@ -194,13 +207,36 @@ def strips(grid: TileGrid, width: int) -> list[Strip]:
     for start in range(0, grid.width, width):
         stop = min(start + width, grid.width)
         tiles = tuple(
-            t
-            for t in grid.tiles
-            if t.col + (0 if t.left else grid.margin) < stop
-            and t.col + grid.tile - (0 if t.right else grid.margin) > start
+            t for t in grid.tiles if _weighs(t.col, grid.tile, t.left, t.right, grid, start, stop)
         )
         if tiles:
             out.append(Strip(start, stop, tiles))
+    return out
+
+
+def regions(grid: TileGrid, size: int) -> list[Strip]:
+    """Split ``grid`` into regions of ``size x size`` pixels (smaller along the right and bottom
+    edges), row by row, each with the tiles whose non-zero weights reach into it, in grid order.
+
+    Blending a region's tiles gives its pixels exactly as blending the whole grid does (the other
+    tiles weigh 0 there), so regions can be rendered apart, in any order. Regions no tile of the
+    grid reaches (outside an area of interest) are left out.
+
+    >>> [(r.top, r.start, len(r.tiles)) for r in regions(TileGrid(700, 600, 256, 64), 512)]
+    [(0, 0, 12), (0, 512, 4), (512, 0, 6), (512, 512, 2)]
+    """
+    bands = strips(grid, size)
+    out = []
+    for top in range(0, grid.height, size):
+        bottom = min(top + size, grid.height)
+        for band in bands:
+            tiles = tuple(
+                t
+                for t in band.tiles
+                if _weighs(t.row, grid.tile, t.top, t.bottom, grid, top, bottom)
+            )
+            if tiles:
+                out.append(Strip(band.start, band.stop, tiles, top, bottom))
     return out
 
 

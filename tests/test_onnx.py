@@ -159,13 +159,14 @@ def test_onnxruntime_output_does_not_depend_on_batch_size() -> None:
 
 @needs_onnx
 def test_auto_picks_a_backend_by_a_probe(model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    t = Translator.load(model_dir, device="cpu")
+    assert Translator.load(model_dir, device="cpu").backend.name == "torch"  # load's default
+    t = Translator.load(model_dir, device="cpu", backend="auto")
     assert t.backend is None  # chosen before the first batch
     with caplog.at_level(logging.INFO, logger="geo_p2p.backends"):
         t.prepare()
     assert t.backend is not None and t.backend.name in ("torch", "onnxruntime")
     assert f"backend auto: {t.backend.name} (torch " in caplog.text
-    bf16 = Translator.load(model_dir, device="cpu", precision="bf16")
+    bf16 = Translator.load(model_dir, device="cpu", precision="bf16", backend="auto")
     assert bf16.backend is not None and bf16.backend.name == "torch"  # onnxruntime runs fp32
     assert Translator(tiny_unet(), tile=32).backend.name == "torch"  # the constructor's default
 

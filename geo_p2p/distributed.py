@@ -1,0 +1,170 @@
+"""Regions rendered on a Dask cluster (``pip install 'geo-p2p[distributed]'``).
+
+A :class:`TranslatorPlugin` loads the model once per worker (and again on workers that join or
+are restarted). Each task carries the model's :class:`~geo_p2p.regions.ModelSpec`, the source
+(its path and reading options), the area of interest and one region (bounds and tiles), never
+arrays or modules, and returns the region's pixels. The client keeps a bounded window of regions
+submitted and not yet written, so its memory does not grow with the raster, and yields them in
+output order. A task that raises is retried; a region whose worker dies is recomputed elsewhere
+(Dask's ``distributed.scheduler.allowed-failures``). Example::
+
+    from geo_p2p.distributed import dask_client, dask_compute
+    from geo_p2p.regions import ModelSpec, render_regions
+
+    with dask_client("tcp://10.0.0.1:8786") as client:   # or dask_client(workers=4)
+        render_regions(ModelSpec(), "big.tif", "map.tif", compute=dask_compute(client, ModelSpec()))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterator
+
+from .aoi import AreaOfInterest
+from .raster import RenderError, Source
+from .regions import Compute, ModelSpec, RegionResult, render_region
+from .tiling import Strip
+
+try:
+    from distributed import (
+        Client,
+        Future,
+        LocalCluster,
+        WorkerPlugin,
+        as_completed,
+        get_worker,
+    )
+except ImportError as e:  # the optional extra is missing
+    raise RenderError(
+        f"rendering on a Dask cluster needs the distributed extra ({e}): "
+        "pip install 'geo-p2p[distributed]'"
+    ) from e
+
+log = logging.getLogger(__name__)
+
+RETRIES = 2
+"""Times a region whose task raised is tried again before the render fails."""
+CONNECT_TIMEOUT_S = 30
+WORKERS_TIMEOUT_S = 120
+"""How long a render waits for the cluster to have a worker."""
+REGIONS_PER_THREAD = 2
+"""Regions submitted and not yet written, per worker thread: enough to keep every worker busy
+while the client writes; the client holds at most this many regions' pixels."""
+
+
+class TranslatorPlugin(WorkerPlugin):
+    """Holds the translator of a :class:`ModelSpec` on each worker, loaded once at setup."""
+
+    def __init__(self, model: ModelSpec) -> None:
+        self.model = model
+        self.name = "geo-p2p-" + hashlib.sha256(repr(model).encode()).hexdigest()[:16]
+
+    def setup(self, worker: object) -> None:
+        from .allocator import keep_freed_memory
+
+        keep_freed_memory()  # as the command line does: torch on the CPU runs faster
+        self.translator = self.model.load()
+        self.translator.prepare()
+
+    def teardown(self, worker: object) -> None:
+        self.__dict__.pop("translator", None)
+
+
+def _render_task(
+    plugin: str, source: Source, area: AreaOfInterest | None, region: Strip
+) -> RegionResult:
+    """A Dask task: render ``region`` with the translator of the worker's plugin ``plugin``."""
+    translator = get_worker().plugins[plugin].translator  # type: ignore[attr-defined]
+    return render_region(translator, source, area, region)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client of the Dask scheduler at ``scheduler`` (``tcp://HOST:8786``), or of a cluster
+    of ``workers`` processes with one thread each started on this machine, listening on the
+    loopback interface only; closed (and the local cluster stopped) on exit."""
+    if (scheduler is None) == (workers is None):
+        raise ValueError("give a scheduler address or a number of workers")
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+            )
+            address = stack.enter_context(cluster).scheduler_address
+        else:
+            address = scheduler
+        try:
+            client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT_S))
+        except OSError as e:
+            raise RenderError(
+                f"cannot reach the Dask scheduler at {address} ({e}): is it running?",
+                "--scheduler",
+            ) from e
+        yield client
+
+
+def dask_compute(client: Client, model: ModelSpec) -> Compute:
+    """Regions rendered on ``client``'s cluster with the model ``model`` (which every worker
+    must be able to load: a model directory on a shared path, or the bundled model).
+
+    Tasks ask for one ``GPU`` resource each when ``model.device`` is CUDA, so that GPU workers
+    (``dask worker --resources GPU=1``) take one region at a time.
+    """
+
+    def compute(
+        source: Source, area: AreaOfInterest | None, parts: list[Strip]
+    ) -> Iterator[RegionResult]:
+        try:
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError as e:
+            raise RenderError(
+                f"the Dask cluster has no workers after {WORKERS_TIMEOUT_S} s: start some",
+                "--scheduler",
+            ) from e
+        plugin = TranslatorPlugin(model)
+        client.register_plugin(plugin)
+        threads = sum(client.nthreads().values())
+        window = max(2, REGIONS_PER_THREAD * threads)
+        resources = {"GPU": 1} if model.device.startswith("cuda") else None
+        render = uuid.uuid4().hex[:8]
+        futures = as_completed(loop=client.loop)
+        pending: dict[str, tuple[int, Future]] = {}
+        ready: dict[int, RegionResult] = {}
+        submitted = written = 0
+        try:
+            while written < len(parts):
+                while submitted < len(parts) and submitted - written < window:
+                    future = client.submit(
+                        _render_task,
+                        plugin.name,
+                        source,
+                        area,
+                        parts[submitted],
+                        key=f"geo-p2p-region-{render}-{submitted}",
+                        retries=RETRIES,
+                        resources=resources,
+                        pure=False,
+                    )
+                    pending[future.key] = (submitted, future)
+                    futures.add(future)
+                    submitted += 1
+                index, future = pending.pop(next(futures).key)
+                ready[index] = future.result()
+                future.release()
+                while written in ready:
+                    yield ready.pop(written)
+                    written += 1
+        finally:
+            client.cancel([future for _, future in pending.values()])
+            with contextlib.suppress(Exception):  # the workers may be gone already
+                client.unregister_worker_plugin(plugin.name)
+
+    return compute

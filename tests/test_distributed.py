@@ -1,0 +1,103 @@
+"""Rendering on a Dask cluster of two worker processes on 127.0.0.1: the same output as the
+single-process render, also when a task raises and when a worker process dies mid-region."""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_regions import assert_same_output, mosaic_raster
+
+from geo_p2p import Translator
+from geo_p2p.regions import ModelSpec, render_regions
+
+distributed = pytest.importorskip(
+    "distributed", reason="the distributed extra is not installed: pip install -e '.[distributed]'"
+)
+from geo_p2p.distributed import dask_client, dask_compute  # noqa: E402
+
+TIMEOUT_S = 240
+"""The whole module is stopped (with a traceback) if it runs longer: nothing may hang."""
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[distributed.Client]:
+    faulthandler.dump_traceback_later(TIMEOUT_S, exit=True)
+    try:
+        with dask_client(workers=2) as client:
+            yield client
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def claim(marker: Path) -> bool:
+    """True for the first caller across all processes, False after."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+        return True
+    except FileExistsError:
+        return False
+
+
+class Saboteur(distributed.WorkerPlugin):
+    """Makes the generator call of one worker raise once, and later kill its process once."""
+
+    name = "saboteur"
+
+    def __init__(self, folder: Path, raise_at: int, kill_at: int) -> None:
+        self.folder, self.raise_at, self.kill_at = folder, raise_at, kill_at
+
+    def setup(self, worker: object) -> None:
+        from geo_p2p.render import Translator
+
+        original = Translator._call
+        calls = [0]
+        folder, raise_at, kill_at = self.folder, self.raise_at, self.kill_at
+
+        def call(translator: Translator, x):  # noqa: ANN202
+            calls[0] += 1
+            if calls[0] == raise_at and claim(folder / "raised"):
+                raise RuntimeError("a task that fails once")
+            if calls[0] == kill_at and claim(folder / "killed"):
+                os._exit(1)  # the worker process dies mid-region
+            return original(translator, x)
+
+        Translator._call = call  # type: ignore[method-assign]
+
+
+def plain_render(model_dir: Path, src: Path, dst: Path) -> None:
+    Translator.load(model_dir, device="cpu").render(src, dst, resolution="native")
+
+
+def test_cluster_render_equals_the_plain_render(
+    client: distributed.Client, model_dir: Path, tmp_path: Path, one_thread: None
+) -> None:
+    src = mosaic_raster(tmp_path / "in.tif", 600, 1024)
+    plain, on_cluster = tmp_path / "plain.tif", tmp_path / "cluster.tif"
+    plain_render(model_dir, src, plain)
+    spec = ModelSpec(str(model_dir), batch_size=5)
+    compute = dask_compute(client, spec)
+    render_regions(
+        spec, src, on_cluster, compute=compute, region_size=512, resolution="native", cog=True
+    )
+    assert_same_output(plain, on_cluster)
+
+
+def test_failed_task_and_dead_worker_do_not_change_the_output(
+    client: distributed.Client, model_dir: Path, tmp_path: Path, one_thread: None
+) -> None:
+    src = mosaic_raster(tmp_path / "in.tif", 800, 1024)
+    plain, on_cluster = tmp_path / "plain.tif", tmp_path / "cluster.tif"
+    plain_render(model_dir, src, plain)
+    client.register_plugin(Saboteur(tmp_path, raise_at=12, kill_at=40))
+    try:
+        spec = ModelSpec(str(model_dir))
+        compute = dask_compute(client, spec)
+        render_regions(spec, src, on_cluster, compute=compute, region_size=512, resolution="native")
+    finally:
+        client.unregister_worker_plugin("saboteur")
+    assert (tmp_path / "raised").exists() and (tmp_path / "killed").exists()
+    assert_same_output(plain, on_cluster)
