@@ -345,6 +345,8 @@ class Translator:
             max_tiles=max_tiles,
         )
         log.info("%s", job.plan.line())
+        if self.backend is None and job.plan.tiles <= ESTIMATE_FROM_TILES:
+            self.backend = self._torch  # "auto": timing both would cost more than it saves
         source, grid = job.source, job.grid
         self.prepare()  # outside the timed render
         start = time.perf_counter()
