@@ -19,14 +19,19 @@ LOG_EVERY_PERCENT = 10
 
 
 class Progress:
-    """Counts ``total`` items: a tqdm bar when ``show`` is True (None: when stderr is a
-    terminal), log lines with the count, rate and time left when ``show`` is None and stderr is
-    not a terminal, nothing when ``show`` is False. Use as a context manager."""
+    """Counts ``total`` items, ``done`` of them already (a resumed job): a tqdm bar when
+    ``show`` is True (None: when stderr is a terminal), log lines with the count, rate and time
+    left when ``show`` is None and stderr is not a terminal, nothing when ``show`` is False.
+    Use as a context manager."""
 
-    def __init__(self, total: int, desc: str, unit: str, show: bool | None = None) -> None:
-        self.total, self.unit, self.done = total, unit, 0
+    def __init__(
+        self, total: int, desc: str, unit: str, show: bool | None = None, done: int = 0
+    ) -> None:
+        self.total, self.unit, self.done = total, unit, done
         terminal = sys.stderr.isatty()
-        self._bar = tqdm(total=total, unit=unit, desc=desc, disable=not (show or terminal))
+        disable = not (show or terminal)
+        self._bar = tqdm(total=total, initial=done, unit=unit, desc=desc, disable=disable)
+        self._first = done
         self._log = show is None and not terminal
         self._start = self._last = time.monotonic()
         self._step = 0
@@ -40,7 +45,7 @@ class Progress:
         step = self.done * 100 // (self.total * LOG_EVERY_PERCENT)
         if now - self._last >= LOG_EVERY_S or (step > self._step and now - self._last >= 1):
             self._step, self._last = step, now
-            rate = self.done / max(now - self._start, 1e-9)
+            rate = (self.done - self._first) / max(now - self._start, 1e-9)
             left = duration((self.total - self.done) / rate) if rate > 0 else "unknown"
             log.info(
                 "%s/%s %ss (%d %%), %.3g %ss/s, %s left",

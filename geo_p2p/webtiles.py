@@ -39,10 +39,10 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import mapping, shape
-from tqdm import tqdm
 
 from .aoi import AreaOfInterest
 from .mosaic import Block
+from .progress import Progress
 from .raster import (
     RESOLUTION_TOLERANCE,
     RenderError,
@@ -408,13 +408,7 @@ def make_tiles(
         plan = TilePlan(zooms, reason, counts, len(layers), done, model_tiles, seconds)
         log.info("%s", plan.line())
         written = 0
-        with tqdm(
-            total=plan.total,
-            initial=plan.done,
-            unit="tile",
-            desc="geo-p2p tiles",
-            disable=None if progress is None else not progress,
-        ) as bar:
+        with Progress(plan.total, "geo-p2p tiles", "tile", progress, done=plan.done) as bar:
             for layer, layer_translator in layers:
                 top = ranges[zooms[1]]
                 written += _max_zoom(layer, layer_translator, source, area, top, fmt, bar)
@@ -487,7 +481,7 @@ def _max_zoom(
     area: AreaOfInterest | None,
     tiles: TileRange,
     fmt: str,
-    bar: tqdm,
+    bar: Progress,
 ) -> int:
     """Translate and write the missing tiles of the highest zoom; returns how many written."""
     done = store.done(tiles.zoom)
@@ -522,7 +516,7 @@ def _max_zoom(
     return written
 
 
-def _lower_zoom(store: TileStore, tiles: TileRange, fmt: str, bar: tqdm) -> int:
+def _lower_zoom(store: TileStore, tiles: TileRange, fmt: str, bar: Progress) -> int:
     """Build the missing tiles of a zoom from their children; returns how many written."""
     done = store.done(tiles.zoom)
     written = 0
