@@ -467,8 +467,9 @@ def _zooms(
         return zooms, "as asked"
     top = zoom_for_resolution(metres, lat)
     whose = "the model's" if model else "the input's"
-    low = default_zooms(bounds, top)
-    return low, f"max: {whose} {metres:.2g} m/px at {lat:.2f} deg"
+    low, top = default_zooms(bounds, top)
+    rule = f"max - {ZOOM_SPAN}" if low == max(top - ZOOM_SPAN, 0) else "the footprint in one tile"
+    return (low, top), f"max: {whose} {metres:.2g} m/px at {lat:.2f} deg; min: {rule}"
 
 
 def _fingerprint(module: torch.nn.Module) -> str:
