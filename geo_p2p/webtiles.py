@@ -493,7 +493,9 @@ def _max_zoom(
     """Translate and write the missing tiles of the highest zoom; returns how many written."""
     done = store.done(tiles.zoom)
     wanted = {key for key in tiles if key not in done}
-    if not wanted:
+    if not wanted or (tiles.zoom > 0 and store.done(tiles.zoom - 1)):
+        # Complete: the zoom below is only started then; what is missing is empty.
+        bar.update(len(wanted))
         return 0
     written = 0
 

@@ -384,6 +384,25 @@ def test_resume_after_an_interruption_gives_the_same_tiles(utm, tmp_path, monkey
     assert tile_set(resumed) == tile_set(whole)
 
 
+def test_resume_during_the_lower_zooms_runs_no_model(utm, tmp_path, monkeypatch) -> None:
+    from geo_p2p import tilestores
+
+    translator = Translator(tiny_unet(), tile=32, device="cpu")
+    options = {"zooms": (16, 18), "with_input": False, "progress": False}
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    make_tiles(utm, whole, translator, **options)
+    top = len(written(whole)[18])
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, tilestores.XYZDirectory, top + 1)  # one tile into zoom 17
+        with pytest.raises(Interrupted):
+            make_tiles(utm, resumed, translator, **options)
+    calls = []
+    monkeypatch.setattr(Translator, "render_blocks", lambda *args, **kw: calls.append(1))
+    make_tiles(utm, resumed, translator, **options, resume=True)
+    assert not calls
+    assert tile_set(resumed) == tile_set(whole)
+
+
 def tile_set(path: Path) -> dict[tuple[int, int, int], bytes]:
     if path.suffix == ".mbtiles":
         with sqlite3.connect(path) as db:
