@@ -434,16 +434,17 @@ class Translator:
             return self._batch_is_exact()
 
     def seconds_per_tile(self) -> float:
-        """The model's time per tile as a render runs it, from one batch timed after
-        :meth:`prepare` on a model worker's share of the threads: for a plan's estimate."""
-        exact = self.prepare()
-        x = torch.zeros(self.batch_size, 3, self.tile, self.tile)
+        """The model's time per tile as a render runs it, for a plan's estimate: one tile timed
+        after :meth:`prepare` on a model worker's share of the threads (on a GPU, one batch)."""
+        self.prepare()
+        n = 1 if self.device.type == "cpu" else self.batch_size
+        x = torch.zeros(n, 3, self.tile, self.tile, device=self.device)
         with _restored_torch_threads() as threads:
             workers = self._worker_count(threads)
             torch.set_num_threads(threads // workers)
             start = time.perf_counter()
-            self._infer(x, exact).cpu()
-            return (time.perf_counter() - start) / (self.batch_size * workers)
+            self._call(x).cpu()
+            return (time.perf_counter() - start) / (n * workers)
 
     def infer_stream(
         self, items: Iterable[_Item], inputs: Callable[[_Item], torch.Tensor | None]
