@@ -497,9 +497,10 @@ class Translator:
         grid = self.grid(source.height, source.width)
         for part in (area.pixels if area is not None else None, region):
             if part is not None:
-                if not part.intersects(shapely.box(0, 0, source.width, source.height)):
+                try:
+                    grid = grid.select(part)
+                except ValueError:  # no model tile meets it: nothing to translate
                     return 0, 0
-                grid = grid.select(part)
         cache = gdal_cache_bytes(source, self.tile, self.strip_width)
         with rasterio.Env(GDAL_CACHEMAX=cache, **GDAL_OPTIONS):
             read = functools.partial(_raster_tiles, source, grid, area)

@@ -461,8 +461,9 @@ def _zooms(
         return zooms, "as asked"
     top = zoom_for_resolution(metres, lat)
     whose = "the model's" if model else "the input's"
-    low = default_zooms(bounds, top)
-    return low, f"max: {whose} {metres:.2g} m/px at {lat:.2f} deg"
+    low, top = default_zooms(bounds, top)
+    rule = f"max - {ZOOM_SPAN}" if low == max(top - ZOOM_SPAN, 0) else "the footprint in one tile"
+    return (low, top), f"max: {whose} {metres:.2g} m/px at {lat:.2f} deg; min: {rule}"
 
 
 def _fingerprint(module: torch.nn.Module) -> str:
@@ -486,7 +487,9 @@ def _max_zoom(
     """Translate and write the missing tiles of the highest zoom; returns how many written."""
     done = store.done(tiles.zoom)
     wanted = {key for key in tiles if key not in done}
-    if not wanted:
+    if not wanted or (tiles.zoom > 0 and store.done(tiles.zoom - 1)):
+        # Complete: the zoom below is only started then; what is missing is empty.
+        bar.update(len(wanted))
         return 0
     written = 0
 

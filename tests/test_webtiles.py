@@ -179,6 +179,26 @@ def test_tile_equals_the_input_warped_independently(utm, tmp_path, zoom) -> None
         assert (tile[3] == 0).sum() == pytest.approx((expected[3] == 0).sum(), abs=2 * WEB_TILE)
 
 
+def test_max_zoom_holds_only_the_tiles_being_assembled(tmp_path, monkeypatch) -> None:
+    """Blocks are cut into tiles as they come: with 512 px strips (two tiles wide), only the two
+    tiles of a strip's current row are ever held, of the zoom's 30-odd."""
+    from geo_p2p import webtiles
+
+    src = write_raster(tmp_path / "wide.tif", smooth_rgb(400, 600))
+    held = []
+    add = webtiles.TileCutter.add
+
+    def counting(self, block) -> None:
+        add(self, block)
+        held.append(len(self._open))
+
+    monkeypatch.setattr(webtiles.TileCutter, "add", counting)
+    translator = Translator(torch.nn.Identity(), tile=64, overlap=8, device="cpu", strip_width=512)
+    make_tiles(src, tmp_path / "xyz", translator, zooms=(19, 19), with_input=False, progress=False)
+    assert len(written(tmp_path / "xyz")[19]) > 25
+    assert 0 < max(held) <= 2
+
+
 def test_parent_tile_is_the_alpha_weighted_2x2_average() -> None:
     rng = np.random.default_rng(0)
     children = [rng.integers(0, 256, (4, WEB_TILE, WEB_TILE), np.uint8) for _ in range(3)]
@@ -361,6 +381,25 @@ def test_resume_after_an_interruption_gives_the_same_tiles(utm, tmp_path, monkey
     with pytest.raises(RenderError, match="--overwrite"):
         make_tiles(utm, resumed, translator, **options)
     make_tiles(utm, resumed, translator, **options, resume=True)
+    assert tile_set(resumed) == tile_set(whole)
+
+
+def test_resume_during_the_lower_zooms_runs_no_model(utm, tmp_path, monkeypatch) -> None:
+    from geo_p2p import tilestores
+
+    translator = Translator(tiny_unet(), tile=32, device="cpu")
+    options = {"zooms": (16, 18), "with_input": False, "progress": False}
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    make_tiles(utm, whole, translator, **options)
+    top = len(written(whole)[18])
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, tilestores.XYZDirectory, top + 1)  # one tile into zoom 17
+        with pytest.raises(Interrupted):
+            make_tiles(utm, resumed, translator, **options)
+    calls = []
+    monkeypatch.setattr(Translator, "render_blocks", lambda *args, **kw: calls.append(1))
+    make_tiles(utm, resumed, translator, **options, resume=True)
+    assert not calls
     assert tile_set(resumed) == tile_set(whole)
 
 
