@@ -176,6 +176,7 @@ def render(
     """
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's errors arrive as ours
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # a local cluster's chatter
     spec = ModelSpec(model, overlap, margin, batch_size, device, precision, torch_compile)
     try:
         if scheduler is not None or workers is not None:
