@@ -66,8 +66,9 @@ class TranslatorPlugin(WorkerPlugin):
         from .allocator import keep_freed_memory
 
         keep_freed_memory()  # as the command line does: torch on the CPU runs faster
+        # Setup runs in the worker's event loop: the one-off checks and compiling of
+        # Translator.prepare are left to the first task, so heartbeats are not held up.
         self.translator = self.model.load()
-        self.translator.prepare()
 
     def teardown(self, worker: object) -> None:
         self.__dict__.pop("translator", None)
