@@ -227,6 +227,7 @@ def render(
         raise click.BadParameter("give the output GeoTIFF", param_hint="-o/--output")
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("rasterio").setLevel(logging.WARNING)  # GDAL's errors arrive as ours
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # a local cluster's chatter
     # Regions (--resume, a cluster) use torch unless told: "auto" could choose differently
     # on each worker, or on resuming, and the backends differ in the last bits.
     region_backend = "torch" if backend == "auto" else backend

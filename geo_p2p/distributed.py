@@ -18,7 +18,6 @@ output order. A task that raises is retried; a region whose worker dies is recom
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections.abc import Iterator
@@ -56,18 +55,20 @@ while the client writes; the client holds at most this many regions' pixels."""
 
 
 class TranslatorPlugin(WorkerPlugin):
-    """Holds the translator of a :class:`ModelSpec` on each worker, loaded once at setup."""
+    """Holds the translator of a :class:`ModelSpec` on each worker, loaded once at setup; one
+    per render (a render that ends removes its own plugin, not another's)."""
 
     def __init__(self, model: ModelSpec) -> None:
         self.model = model
-        self.name = "geo-p2p-" + hashlib.sha256(repr(model).encode()).hexdigest()[:16]
+        self.name = f"geo-p2p-{uuid.uuid4().hex[:12]}"
 
     def setup(self, worker: object) -> None:
         from .allocator import keep_freed_memory
 
         keep_freed_memory()  # as the command line does: torch on the CPU runs faster
+        # Setup runs in the worker's event loop: the one-off checks and compiling of
+        # Translator.prepare are left to the first task, so heartbeats are not held up.
         self.translator = self.model.load()
-        self.translator.prepare()
 
     def teardown(self, worker: object) -> None:
         self.__dict__.pop("translator", None)
@@ -134,7 +135,6 @@ def dask_compute(client: Client, model: ModelSpec) -> Compute:
         threads = sum(client.nthreads().values())
         window = max(2, REGIONS_PER_THREAD * threads)
         resources = {"GPU": 1} if model.device.startswith("cuda") else None
-        render = uuid.uuid4().hex[:8]
         futures = as_completed(loop=client.loop)
         pending: dict[str, tuple[int, Future]] = {}
         ready: dict[int, RegionResult] = {}
@@ -148,7 +148,7 @@ def dask_compute(client: Client, model: ModelSpec) -> Compute:
                         source,
                         area,
                         parts[submitted],
-                        key=f"geo-p2p-region-{render}-{submitted}",
+                        key=f"{plugin.name}-region-{submitted}",
                         retries=RETRIES,
                         resources=resources,
                         pure=False,

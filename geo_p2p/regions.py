@@ -126,7 +126,6 @@ def local_compute(translator: Translator) -> Compute:
     def compute(
         source: Source, area: AreaOfInterest | None, parts: list[Strip]
     ) -> Iterator[RegionResult]:
-        translator.prepare()
         for region in parts:
             yield render_region(translator, source, area, region)
 

@@ -129,7 +129,7 @@ def cli(*args: object) -> list[str]:
 
 
 def test_interrupted_render_resumes_to_the_same_output(model_dir: Path, tmp_path: Path) -> None:
-    src = mosaic_raster(tmp_path / "in.tif", 1024, 1536)
+    src = mosaic_raster(tmp_path / "in.tif", 1024, 1024)
     dst = tmp_path / "map.tif"
     journal = tmp_path / ".map.tif.partial.json"
     args = (src, "-o", dst, "--model", model_dir, "--resolution", "native", "--region-size", 512)
@@ -148,7 +148,7 @@ def test_interrupted_render_resumes_to_the_same_output(model_dir: Path, tmp_path
     assert child.returncode == 1 and "interrupted" in err, err
     assert not dst.exists()
     done = json.loads(journal.read_text())["done"]
-    assert 0 < len(done) < 6, done
+    assert 0 < len(done) < 4, done
 
     # A different option is refused, saying which.
     other = subprocess.run(
@@ -164,7 +164,7 @@ def test_interrupted_render_resumes_to_the_same_output(model_dir: Path, tmp_path
         cli(*args, "--resume"), env=env, capture_output=True, text=True, timeout=TIMEOUT_S
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{len(done)} of 6 regions already rendered" in resumed.stderr
+    assert f"{len(done)} of 4 regions already rendered" in resumed.stderr
     straight = tmp_path / "straight.tif"
     Translator.load(model_dir).render(src, straight, resolution="native")
     assert_same_output(straight, dst)
