@@ -62,7 +62,7 @@ def main() -> None:
         models[name] = run / "model"
 
     header = f"{'':<26}" + "".join(
-        f"{name + ' ' + c:>18}" for name, _ in map(_split, args.eval) for c in COLUMNS
+        f"{name + ':' + c:>20}" for name, _ in map(_split, args.eval) for c in COLUMNS
     )
     print(header)
     for name, directory in models.items():
@@ -73,7 +73,7 @@ def main() -> None:
             scores = evaluate(
                 translator, files, data_gsd=dataset_gsd(folder, files), progress=False
             )
-            row += "".join(f"{scores[c]:>18.4f}" for c in COLUMNS)
+            row += "".join(f"{scores[c]:>20.4f}" for c in COLUMNS)
         print(row, flush=True)
 
 
