@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,10 @@ def model_dir(tmp_path: Path) -> Path:
     """A saved tiny model directory (tile 32) whose card asks for 1 m/px."""
     card = ModelCard(ngf=4, tile=32, inference_stats="tile", gsd=1.0)
     return save_model(tmp_path / "model", tiny_unet(), card)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a subprocess that a test interrupts with SIGINT: a test run started
+    in the background of a shell inherits an ignored SIGINT, and Python then installs no
+    Ctrl-C handler in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import CHARLOTTE, write_raster
+from conftest import CHARLOTTE, default_sigint, write_raster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -134,7 +134,13 @@ def test_interrupted_render_resumes_to_the_same_output(model_dir: Path, tmp_path
     journal = tmp_path / ".map.tif.partial.json"
     args = (src, "-o", dst, "--model", model_dir, "--resolution", "native", "--region-size", 512)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([*cli(*args, "--resume")], env=env, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [*cli(*args, "--resume")],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not (journal.exists() and json.loads(journal.read_text())["done"]):

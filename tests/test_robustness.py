@@ -22,7 +22,7 @@ import rasterio
 import torch
 from affine import Affine
 from click.testing import CliRunner, Result
-from conftest import write_raster
+from conftest import default_sigint, write_raster
 from geo_p2p_cli.render import render
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
@@ -383,7 +383,11 @@ def test_interrupted_render_leaves_nothing(tmp_path: Path, out: Path, signum: in
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     args = [sys.executable, str(script), "render", str(src), "-o", str(out)]
     proc = subprocess.Popen(
-        [*args, "--resolution", "native"], stderr=subprocess.PIPE, text=True, env=env
+        [*args, "--resolution", "native"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 60
