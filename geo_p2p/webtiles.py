@@ -42,6 +42,7 @@ from shapely.geometry import mapping, shape
 
 from .aoi import AreaOfInterest
 from .mosaic import Block
+from .plan import duration
 from .progress import Progress
 from .raster import (
     RESOLUTION_TOLERANCE,
@@ -51,7 +52,7 @@ from .raster import (
     inspect_source,
     open_quietly,
 )
-from .render import Translator
+from .render import ESTIMATE_FROM_TILES, Translator
 from .tilestores import TileSetInfo, TileStore, XYZDirectory, open_store
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,8 @@ class TilePlan:
     layers: int
     done: int
     model_tiles: int
-    seconds: float
+    seconds: float | None
+    """Estimated model time (None: not measured, for jobs too small to be worth it)."""
 
     @property
     def total(self) -> int:
@@ -298,15 +300,12 @@ class TilePlan:
         per_zoom = " ".join(f"{z}:{n}" for z, n in sorted(self.tiles.items()))
         layers = f" x {self.layers} layers (map, input)" if self.layers > 1 else ""
         done = f", {self.done} done" if self.done else ""
+        estimate = "no estimate" if self.seconds is None else f"about {duration(self.seconds)}"
         return (
             f"zooms {self.zooms[0]}-{self.zooms[1]} ({self.zoom_reason}); tiles per zoom "
             f"{per_zoom}{layers} = {self.total}{done}; {self.model_tiles} model tiles at zoom "
-            f"{self.zooms[1]}, estimated {_duration(self.seconds)} of model time"
+            f"{self.zooms[1]}, {estimate} of model time"
         )
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 @dataclass(frozen=True)
@@ -402,7 +401,10 @@ def make_tiles(
         layers.append((input_layer, identity_translator()))
     try:
         model_tiles = len(layers[0][1].grid(source.height, source.width))
-        seconds = 0.0 if translator is None else model_tiles / translator.measure_rate()
+        # As render: the rate is measured (a few batches) only where the job is much larger.
+        seconds = 0.0 if translator is None else None
+        if translator is not None and model_tiles > ESTIMATE_FROM_TILES:
+            seconds = model_tiles / translator.measure_rate()
         done = sum(len(layer.done(z)) for layer, _ in layers for z in ranges)
         counts = {z: len(r) for z, r in ranges.items()}
         plan = TilePlan(zooms, reason, counts, len(layers), done, model_tiles, seconds)
