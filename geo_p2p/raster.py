@@ -158,8 +158,14 @@ class NativeGrid:
     transform: Affine
     warp: str | None
     """What brings the input onto this grid (None: it is the input's own grid)."""
-    gsd: float | None
-    """Metres on the ground per pixel at the centre (None where that cannot be measured)."""
+    pixel_metres: tuple[float, float] | None
+    """Metres on the ground per pixel along x and y at the centre (None where that cannot be
+    measured)."""
+
+    @property
+    def gsd(self) -> float | None:
+        """Metres on the ground per pixel at the centre, the mean of x and y."""
+        return None if self.pixel_metres is None else sum(self.pixel_metres) / 2
 
 
 def native_grid(src: rasterio.DatasetReader) -> NativeGrid | None:
@@ -174,8 +180,8 @@ def native_grid(src: rasterio.DatasetReader) -> NativeGrid | None:
     t = src.transform
     if src.crs is not None and not t.is_identity:
         if not (t.b or t.d):
-            gsd = _pixel_gsd(src.crs, t, src.width, src.height)
-            return NativeGrid(src.width, src.height, src.crs, t, None, gsd)
+            metres = _pixel_metres(src.crs, t, src.width, src.height)
+            return NativeGrid(src.width, src.height, src.crs, t, None, metres)
         crs, how = src.crs, f"rotated geotransform made north-up in {crs_name(src.crs)}"
     elif gcps and gcp_crs is not None:
         crs, zone = (gcp_crs, "") if gcp_crs.is_projected else (_utm_zone(src), ", its UTM zone")
@@ -190,7 +196,8 @@ def native_grid(src: rasterio.DatasetReader) -> NativeGrid | None:
             width, height, transform = vrt.width, vrt.height, vrt.transform
     except (RasterioError, CRSError, ValueError, CPLE_BaseError) as e:
         raise RenderError(f"{src.name}: GDAL cannot warp it north-up ({e})", "INPUT") from e
-    return NativeGrid(width, height, crs, transform, how, _pixel_gsd(crs, transform, width, height))
+    metres = _pixel_metres(crs, transform, width, height)
+    return NativeGrid(width, height, crs, transform, how, metres)
 
 
 def _warp_resampling(categorical: bool, downsampling: bool = False) -> Resampling:
@@ -238,15 +245,16 @@ def crs_name(crs: CRS) -> str:
     return name or crs.to_string()
 
 
-def _pixel_gsd(crs: CRS, t: Affine, width: int, height: int) -> float | None:
-    """Ground metres per pixel (the mean of x and y) at the centre of a grid; None where the
-    CRS cannot be measured there (off the Earth's disc in a geostationary view, say)."""
+def _pixel_metres(crs: CRS, t: Affine, width: int, height: int) -> tuple[float, float] | None:
+    """Ground metres per pixel along x and y at the centre of a grid; None where the CRS
+    cannot be measured there (off the Earth's disc in a geostationary view, say)."""
     try:
         mx, my = ground_scale(crs, t, width, height)
     except (CRSError, ValueError, RasterioError, CPLE_BaseError):  # not on the Earth, say
         return None
-    gsd = (abs(t.a) * mx + abs(t.e) * my) / 2
-    return gsd if math.isfinite(gsd) and gsd > 0 else None
+    metres = abs(t.a) * mx, abs(t.e) * my
+    gsd = sum(metres) / 2
+    return metres if math.isfinite(gsd) and gsd > 0 else None
 
 
 def open_quietly(path: str | Path, mode: str = "r", **profile: object) -> rasterio.DatasetBase:
@@ -399,15 +407,14 @@ def _output_grid(grid: NativeGrid, gsd: float | None, categorical: bool) -> dict
         return fields
     if not gsd > 0:
         raise RenderError(f"the resolution must be positive, got {gsd}", "--resolution")
-    if grid.gsd is None:
+    if grid.pixel_metres is None:
         raise RenderError(
             "the ground resolution cannot be measured at the raster's centre in its CRS (not "
             "on the Earth, or outside the CRS's area of use): pass --resolution native",
             "--resolution",
         )
     t = grid.transform
-    mx, my = ground_scale(grid.crs, t, grid.width, grid.height)
-    ratio_x, ratio_y = abs(t.a) * mx / gsd, abs(t.e) * my / gsd
+    ratio_x, ratio_y = (metres / gsd for metres in grid.pixel_metres)
     if max(abs(ratio_x - 1), abs(ratio_y - 1)) <= RESOLUTION_TOLERANCE:
         return fields
     width, height = max(1, round(grid.width * ratio_x)), max(1, round(grid.height * ratio_y))
