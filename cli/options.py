@@ -40,6 +40,28 @@ class InputError(click.ClickException):
         super().__init__(f"Invalid value for {param}: {message}" if param else message)
 
 
+def dry_run_options(what: str) -> Callable[[F], F]:
+    """``--dry-run`` (print the plan of ``what``, write nothing) and ``--json`` beside it."""
+
+    def add(command: F) -> F:
+        command = click.option(
+            "--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON."
+        )(command)
+        return click.option(
+            "--dry-run",
+            is_flag=True,
+            help=f"Print the plan ({what}) and exit without writing.",
+        )(command)
+
+    return add
+
+
+def check_dry_run(dry_run: bool, as_json: bool) -> None:
+    """Refuse ``--json`` without ``--dry-run``."""
+    if as_json and not dry_run:
+        raise click.BadParameter("--json goes with --dry-run", param_hint="--json")
+
+
 def fail_cleanly(command: F) -> F:
     """Turn the library's errors into one-line messages (exit 1), and Ctrl-C or SIGTERM
     (see :func:`terminate_as_interrupt`) into "interrupted" once the outputs are cleaned up.

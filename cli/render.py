@@ -12,7 +12,14 @@ from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
 from geo_p2p.regions import REGION_SIZE, ModelSpec, render_regions
 from geo_p2p.render import RenderError
 
-from .options import as_click_errors, device_option, fail_cleanly, precision_option
+from .options import (
+    as_click_errors,
+    check_dry_run,
+    device_option,
+    dry_run_options,
+    fail_cleanly,
+    precision_option,
+)
 
 
 def _numbers(ctx: click.Context, param: click.Parameter, value: str | None, kind: type):
@@ -136,13 +143,7 @@ PLAN_OPTIONS = (
     help="Also write a small input | output preview.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Print the plan (sizes, resolutions, CRS, tiles, time estimated from a rate measured "
-    "here) and exit without writing.",
-)
-@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@dry_run_options("sizes, resolutions, CRS, tiles, time estimated from a rate measured here")
 @click.option(
     "--force",
     is_flag=True,
@@ -221,8 +222,7 @@ def render(
     geo-p2p render area.tif -o map.tif --aoi parcel.geojson --cog
     geo-p2p render scene.tif -o map.tif --dry-run --json
     """
-    if as_json and not dry_run:
-        raise click.BadParameter("--json goes with --dry-run", param_hint="--json")
+    check_dry_run(dry_run, as_json)
     if output is None and not dry_run:
         raise click.BadParameter("give the output GeoTIFF", param_hint="-o/--output")
     if not logging.getLogger().isEnabledFor(logging.DEBUG):

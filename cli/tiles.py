@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import click
 
+from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
 from geo_p2p.render import Translator
-from geo_p2p.webtiles import DEFAULT_ATTRIBUTION, MAX_ZOOM, make_tiles
+from geo_p2p.webtiles import DEFAULT_ATTRIBUTION, MAX_ZOOM, make_tiles, plan_tiles
 
-from .options import as_click_errors, device_option, fail_cleanly, precision_option
+from .options import (
+    as_click_errors,
+    check_dry_run,
+    device_option,
+    dry_run_options,
+    fail_cleanly,
+    precision_option,
+)
 from .render import _bands, _scale
 
 
@@ -76,6 +85,20 @@ def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
 @precision_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (same settings).")
+@dry_run_options("zooms, tiles per zoom, model tiles, time estimated from a rate measured here")
+@click.option(
+    "--force",
+    is_flag=True,
+    help=f"Accept a default max zoom more than {MAX_UPSAMPLING:g} times finer than the input "
+    "(refused otherwise: a coarse input, mostly invented detail).",
+)
+@click.option(
+    "--max-tiles",
+    default=DEFAULT_MAX_TILES,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Refuse pyramids of more web tiles or model tiles than this.",
+)
 @fail_cleanly
 def tiles(
     input: str,
@@ -85,6 +108,8 @@ def tiles(
     batch_size: int,
     device: str,
     precision: str,
+    dry_run: bool,
+    as_json: bool,
     **options: object,
 ) -> None:
     """Translate the raster INPUT once, at the highest zoom, into a web map tile pyramid.
@@ -93,7 +118,9 @@ def tiles(
     geo-p2p tiles area.tif -o web/            then open web/index.html
     geo-p2p tiles area.tif -o area.mbtiles --zoom 14-17
     geo-p2p tiles map.tif --map -o map.pmtiles
+    geo-p2p tiles area.tif -o web/ --dry-run
     """
+    check_dry_run(dry_run, as_json)
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("rasterio").setLevel(logging.WARNING)
     with as_click_errors("tiles"):
@@ -110,4 +137,10 @@ def tiles(
                 device=device,
                 precision=precision,
             )
-        make_tiles(input, output, translator, **options)  # type: ignore[arg-type]
+        if dry_run:
+            for key in ("attribution", "overwrite", "resume"):
+                del options[key]
+            plan = plan_tiles(input, output, translator, **options).plan  # type: ignore[arg-type]
+            click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
+        else:
+            make_tiles(input, output, translator, **options)  # type: ignore[arg-type]

@@ -90,10 +90,7 @@ def check_job(
             f"{MAX_SIDE:,} px on a side: choose a coarser --resolution (in metres per pixel)",
             "--resolution",
         )
-    stride = tile - overlap
-    tiles = len(tile_starts(source.height, tile, stride)) * len(
-        tile_starts(source.width, tile, stride)
-    )
+    tiles = grid_tiles(source.height, source.width, tile, overlap)
     factor = max(source.width / width, source.height / height)
     if resolution == "auto" and factor > MAX_UPSAMPLING and not force:
         raise RenderError(
@@ -112,6 +109,12 @@ def check_job(
             "--max-tiles",
         )
     return tiles
+
+
+def grid_tiles(height: int, width: int, tile: int, overlap: int) -> int:
+    """How many model tiles cover ``height`` x ``width`` px, counted without laying them out."""
+    stride = tile - overlap
+    return len(tile_starts(height, tile, stride)) * len(tile_starts(width, tile, stride))
 
 
 def duration(seconds: float) -> str:

@@ -4,10 +4,10 @@
 WarpedVRT straight onto the EPSG:3857 pixel grid of that zoom's 256 px tiles
 (:func:`tile_source`), the render pipeline (:meth:`Translator.render_blocks`: batches, blending,
 bounded memory) translates it, and its finished blocks are cut into web tiles as they come
-(:class:`TileCutter`), so no tile is resampled after translation. Each lower zoom is then built
-from the zoom above, every tile the alpha-weighted 2x2 average of its four children read back
-from the store (:func:`parent_tile`): the model never runs again and no zoom is held in memory.
-Stores (folder, MBTiles, PMTiles) are in :mod:`geo_p2p.tilestores`. Example::
+(:class:`TileCutter`), so no tile is resampled after translation. The lower zooms are built
+as the tiles come (:class:`geo_p2p.pyramid.Pyramid`), every tile the alpha-weighted 2x2
+average of its four children: the model never runs again, no tile is read back and no zoom is
+held in memory. Stores (folder, MBTiles, PMTiles) are in :mod:`geo_p2p.tilestores`. Example::
 
     from geo_p2p import Translator
     from geo_p2p.webtiles import make_tiles
@@ -18,22 +18,22 @@ Stores (folder, MBTiles, PMTiles) are in :mod:`geo_p2p.tilestores`. Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import mercantile
 import numpy as np
 import shapely
 import torch
 from affine import Affine
-from PIL import Image, features
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
@@ -42,8 +42,9 @@ from shapely.geometry import mapping, shape
 
 from .aoi import AreaOfInterest
 from .mosaic import Block
-from .plan import duration
+from .plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING, duration, grid_tiles
 from .progress import Progress
+from .pyramid import WEB_TILE, Pyramid, TileRange
 from .raster import (
     RESOLUTION_TOLERANCE,
     RenderError,
@@ -53,11 +54,11 @@ from .raster import (
     open_quietly,
 )
 from .render import ESTIMATE_FROM_TILES, Translator
+from .tilecodec import check_format
 from .tilestores import TileSetInfo, TileStore, XYZDirectory, open_store
 
 log = logging.getLogger(__name__)
 
-WEB_TILE = 256
 EARTH_RADIUS = 6_378_137.0
 """The Web Mercator sphere (WGS 84's semi-major axis), metres."""
 CIRCUMFERENCE = 2 * math.pi * EARTH_RADIUS
@@ -93,25 +94,6 @@ def zoom_for_resolution(metres: float, latitude: float) -> int:
     )
 
 
-@dataclass(frozen=True)
-class TileRange:
-    """The tiles ``x0..x1`` by ``y0..y1`` (inclusive) of ``zoom``, in row-major order."""
-
-    zoom: int
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    def __len__(self) -> int:
-        return (self.x1 - self.x0 + 1) * (self.y1 - self.y0 + 1)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for y in range(self.y0, self.y1 + 1):
-            for x in range(self.x0, self.x1 + 1):
-                yield x, y
-
-
 def coverage(bounds: tuple[float, float, float, float], zoom: int) -> TileRange:
     """The tiles of ``zoom`` meeting ``bounds`` (west, south, east, north in degrees): the
     tiles ``mercantile.tiles`` lists, as a range."""
@@ -129,13 +111,13 @@ def default_zooms(bounds: tuple[float, float, float, float], max_zoom: int) -> t
     return max(min(fits, max_zoom), max_zoom - ZOOM_SPAN, 0), max_zoom
 
 
-def tile_source(source: Source, tiles: TileRange) -> Source:
+def tile_source(source: Source, tiles: TileRange, latitude: float) -> Source:
     """``source`` read onto the EPSG:3857 pixel grid of ``tiles`` (pixel-aligned with their
-    edges): bilinear, or an average where the input is finer than the tiles."""
+    edges): bilinear, or an average where the input is finer than the tiles at ``latitude``."""
     res = mercator_resolution(tiles.zoom)
     left = -CIRCUMFERENCE / 2 + tiles.x0 * WEB_TILE * res
     top = CIRCUMFERENCE / 2 - tiles.y0 * WEB_TILE * res
-    tile_res = res * math.cos(math.radians(_centre_latitude(source)))
+    tile_res = res * math.cos(math.radians(latitude))
     finer = ground_resolution(source) < tile_res * (1 - RESOLUTION_TOLERANCE)
     return replace(
         source,
@@ -154,23 +136,30 @@ def ground_resolution(source: Source) -> float:
     return (abs(source.transform.a) * mx + abs(source.transform.e) * my) / 2
 
 
-def _centre_latitude(source: Source) -> float:
-    west, south, east, north = footprint(source)
-    return (south + north) / 2
-
-
 def footprint(
     source: Source, area: AreaOfInterest | None = None
 ) -> tuple[float, float, float, float]:
-    """West, south, east, north (degrees) of ``source``'s grid, or of its part in ``area``."""
+    """West, south, east, north (degrees) of ``source``'s grid, or of its part in ``area``.
+
+    Raises RenderError where it crosses the antimeridian (tiles that wrap are not made yet).
+    """
     assert source.crs is not None and source.transform is not None
     outline = shapely.box(0, 0, source.width, source.height)
     if area is not None:
         outline = outline.intersection(area.pixels)
     t = source.transform
     geom = shapely.affinity.affine_transform(outline, [t.a, t.b, t.d, t.e, t.c, t.f])
-    bounds = transform_bounds(source.crs, "EPSG:4326", *geom.bounds, densify_pts=21)
-    west, south, east, north = bounds
+    west, south, east, north = transform_bounds(source.crs, "EPSG:4326", *geom.bounds, 21)
+    if west > east:  # the box crosses 180 degrees: does the area itself?
+        edges = shapely.segmentize(geom, max(geom.bounds[2] - geom.bounds[0], 1e-9) / 20)
+        lonlat = shape(transform_geom(source.crs, "EPSG:4326", mapping(edges)))
+        west, south, east, north = lonlat.bounds
+        if east - west > 180:
+            raise RenderError(
+                f"{source.path} crosses the antimeridian: web tiles that wrap around are not "
+                "made yet; tile the part on each side of 180 degrees separately, with --aoi",
+                "INPUT",
+            )
     return west, max(south, -MAX_LATITUDE), east, min(north, MAX_LATITUDE)
 
 
@@ -183,63 +172,19 @@ def area_on(area: AreaOfInterest, native: Source, target: Source) -> AreaOfInter
     return AreaOfInterest(geom.wkt, target)
 
 
-def encode_tile(rgba: np.ndarray, fmt: str) -> bytes:
-    """A (4, 256, 256) uint8 RGBA tile as PNG, WebP (lossless) or JPEG bytes; PNG without
-    alpha where the tile is opaque, JPEG always without."""
-    opaque = fmt == "jpeg" or bool(rgba[3].all())
-    image = Image.fromarray(np.ascontiguousarray((rgba[:3] if opaque else rgba).transpose(1, 2, 0)))
-    buffer = io.BytesIO()
-    if fmt == "png":
-        image.save(buffer, "PNG", compress_level=2)  # 4x as fast as 6, 20 % larger
-    elif fmt == "webp":
-        image.save(buffer, "WEBP", lossless=True, quality=50)
-    else:
-        image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def decode_tile(data: bytes) -> np.ndarray:
-    """Tile bytes back to (4, 256, 256) uint8 RGBA."""
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGBA")).transpose(2, 0, 1)
-
-
-def parent_tile(children: list[np.ndarray | None]) -> np.ndarray:
-    """The (4, 256, 256) RGBA parent of four children (top-left, top-right, bottom-left,
-    bottom-right; None where empty): each pixel the alpha-weighted mean colour of 2x2 child
-    pixels, rounded half up, and their mean alpha."""
-    opaque = all(c is not None and c[3].all() for c in children)
-    dtype = np.uint16 if opaque else np.uint32  # opaque: plain sums of 4 fit 16 bits
-    quad = np.zeros((4, 2 * WEB_TILE, 2 * WEB_TILE), dtype)
-    for i, child in enumerate(children):
-        if child is not None:
-            r, c = divmod(i, 2)
-            quad[:, r * WEB_TILE : (r + 1) * WEB_TILE, c * WEB_TILE : (c + 1) * WEB_TILE] = child
-    if not opaque:
-        quad[:3] *= quad[3]
-    sums = quad[:, 0::2, 0::2] + quad[:, 0::2, 1::2]
-    sums += quad[:, 1::2, 0::2]
-    sums += quad[:, 1::2, 1::2]
-    weight = sums[3]
-    if opaque:
-        return ((sums + 2) // 4).astype(np.uint8)
-    rgb = (2 * sums[:3] + weight) // np.maximum(2 * weight, 1)
-    return np.concatenate([rgb, ((weight + 2) // 4)[None]]).astype(np.uint8)
-
-
 class TileCutter:
     """Cuts the finished blocks of a max-zoom grid (top-left tile ``x0, y0``) into web tiles,
-    handing each tile of ``wanted`` to ``emit`` once all its pixels are in (only partly built
-    tiles are held), with None for a tile with no valid pixel."""
+    handing each tile but those ``skip`` names to ``emit`` once all its pixels are in (only
+    partly built tiles are held), with None for a tile with no valid pixel."""
 
     def __init__(
         self,
         x0: int,
         y0: int,
-        wanted: set[tuple[int, int]],
+        skip: Callable[[int, int], bool],
         emit: Callable[[int, int, np.ndarray | None], None],
     ) -> None:
-        self.x0, self.y0, self.wanted, self.emit = x0, y0, wanted, emit
+        self.x0, self.y0, self.skip, self.emit = x0, y0, skip, emit
         self._open: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
 
     def add(self, block: Block) -> None:
@@ -247,7 +192,7 @@ class TileCutter:
         for ty in range(block.row // WEB_TILE, (block.row + h - 1) // WEB_TILE + 1):
             for tx in range(block.col // WEB_TILE, (block.col + w - 1) // WEB_TILE + 1):
                 key = (self.x0 + tx, self.y0 + ty)
-                if key not in self.wanted:
+                if self.skip(*key):
                     continue
                 tile, filled = self._open.pop(key, (None, 0))
                 if tile is None:
@@ -261,21 +206,16 @@ class TileCutter:
                 tile[(3, *into)] = block.mask[part]
                 filled += (r1 - r0) * (c1 - c0)
                 if filled == WEB_TILE * WEB_TILE:
-                    self.wanted.discard(key)
                     self.emit(*key, tile if tile[3].any() else None)
                 else:
                     self._open[key] = (tile, filled)
 
     def finish(self) -> None:
-        """Hand on the tiles that no block completed (outside an area of interest) and the
-        wanted tiles no block reached, as they are."""
-        for (x, y), (tile, _) in self._open.items():
-            self.wanted.discard((x, y))
+        """Hand on the tiles that no block completed (outside an area of interest) as they
+        are; tiles no block reached are empty and not handed on."""
+        for (x, y), (tile, _) in sorted(self._open.items()):
             self.emit(x, y, tile if tile[3].any() else None)
         self._open.clear()
-        for x, y in sorted(self.wanted):
-            self.emit(x, y, None)
-        self.wanted.clear()
 
 
 @dataclass(frozen=True)
@@ -295,6 +235,10 @@ class TilePlan:
     @property
     def total(self) -> int:
         return sum(self.tiles.values()) * self.layers
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready values, the total and the estimate in seconds included."""
+        return {**asdict(self), "total": self.total}
 
     def line(self) -> str:
         per_zoom = " ".join(f"{z}:{n}" for z, n in sorted(self.tiles.items()))
@@ -331,6 +275,86 @@ def identity_translator(batch_size: int = 8) -> Translator:
     )
 
 
+@dataclass(frozen=True)
+class TilesJob:
+    """A tile pyramid laid out by :func:`plan_tiles`, ready for :func:`make_tiles`."""
+
+    src: Path
+    dst: Path
+    fmt: str
+    bounds: tuple[float, float, float, float]
+    ranges: dict[int, TileRange]
+    """The tiles of each zoom."""
+    source: Source
+    """The input read onto the max zoom's pixel grid."""
+    area: AreaOfInterest | None
+    with_input: bool
+    key: str
+    """The settings as JSON: a resume must match them."""
+    plan: TilePlan
+
+
+def plan_tiles(
+    src: str | Path,
+    dst: str | Path,
+    translator: Translator | None = None,
+    *,
+    zooms: tuple[int, int] | None = None,
+    fmt: str = "png",
+    bands: tuple[int, ...] | None = None,
+    scale: tuple[float, float] | None = None,
+    aoi: str | None = None,
+    with_input: bool | None = None,
+    force: bool = False,
+    max_tiles: int = DEFAULT_MAX_TILES,
+) -> TilesJob:
+    """Lay out what :func:`make_tiles` would do, writing nothing (``geo-p2p tiles --dry-run``).
+
+    Refuses, with a one-line RenderError: an input without georeferencing; default zooms that
+    would resample the input more than 4 times finer than it is (unless ``force``); more than
+    ``max_tiles`` model or web tiles. The model's rate is measured (a few batches) only for
+    jobs of more than 200 model tiles, as for a render.
+    """
+    dst = Path(dst)
+    check_format(fmt)
+    native = _georeferenced_source(src, bands, scale)
+    native_area = AreaOfInterest(aoi, native) if aoi else None
+    bounds = footprint(native, native_area)
+    lat = (bounds[1] + bounds[3]) / 2
+    gsd = translator.gsd if translator is not None and translator.gsd else None
+    asked = zooms is not None
+    zooms, reason = _zooms(zooms, bounds, gsd or ground_resolution(native), lat, gsd is not None)
+    ranges = {z: coverage(bounds, z) for z in range(zooms[0], zooms[1] + 1)}
+    source = tile_source(native, ranges[zooms[1]], lat)
+    if with_input is None:
+        with_input = translator is not None and dst.suffix.lower() not in (".mbtiles", ".pmtiles")
+    if with_input and dst.suffix.lower() in (".mbtiles", ".pmtiles"):
+        raise RenderError("the input layer is written only beside a folder", "--with-input")
+    layers = 2 if with_input else 1
+    counts = {z: len(r) for z, r in ranges.items()}
+    model = translator or identity_translator()
+    model_tiles = _check_tiles(src, native, source, asked or force, model, counts, max_tiles)
+    # As render: the rate is measured (a few batches) only where the job is much larger.
+    seconds = 0.0 if translator is None else None
+    if translator is not None and model_tiles > ESTIMATE_FROM_TILES:
+        seconds = model_tiles / translator.measure_rate()
+    key = json.dumps(
+        {
+            "input": str(Path(src).resolve()),
+            "model": None if translator is None else _fingerprint(translator.module),
+            "zooms": zooms,
+            "format": fmt,
+            "bands": native.bands,
+            "scale": native.scale,
+            "aoi": aoi,
+            "input_layer": with_input,
+        }
+    )
+    plan = TilePlan(zooms, reason, counts, layers, 0, model_tiles, seconds)
+    area = area_on(native_area, native, source) if native_area else None
+    return TilesJob(Path(src), dst, fmt, bounds, ranges, source, area, with_input, key, plan)
+
+
 def make_tiles(
     src: str | Path,
     dst: str | Path,
@@ -345,6 +369,8 @@ def make_tiles(
     attribution: str = DEFAULT_ATTRIBUTION,
     overwrite: bool = False,
     resume: bool = False,
+    force: bool = False,
+    max_tiles: int = DEFAULT_MAX_TILES,
     progress: bool | None = None,
 ) -> TilesSummary:
     """Translate the raster ``src`` with ``translator`` into a web tile pyramid at ``dst``
@@ -360,77 +386,98 @@ def make_tiles(
     with_input: also tile the input under ``dst/input`` for the viewer's swipe (default: for a
         folder, when translating).
     overwrite, resume: replace ``dst``, or finish an interrupted run with the same settings.
+    force, max_tiles: the guards of :func:`plan_tiles`.
     progress: one bar over all tiles (None: when the output is a terminal).
 
     Raises RenderError for unusable input or options; a store is complete only once finished.
     """
     start = time.perf_counter()
-    dst = Path(dst)
-    check_format(fmt)
-    native = _georeferenced_source(src, bands, scale)
-    native_area = AreaOfInterest(aoi, native) if aoi else None
-    bounds = footprint(native, native_area)
-    lat = (bounds[1] + bounds[3]) / 2
-    gsd = translator.gsd if translator is not None and translator.gsd else None
-    zooms, reason = _zooms(zooms, bounds, gsd or ground_resolution(native), lat, gsd is not None)
-    ranges = {z: coverage(bounds, z) for z in range(zooms[0], zooms[1] + 1)}
-    source = tile_source(native, ranges[zooms[1]])
-    area = area_on(native_area, native, source) if native_area else None
-    if with_input is None:
-        with_input = translator is not None and dst.suffix.lower() not in (".mbtiles", ".pmtiles")
+    job = plan_tiles(
+        src,
+        dst,
+        translator,
+        zooms=zooms,
+        fmt=fmt,
+        bands=bands,
+        scale=scale,
+        aoi=aoi,
+        with_input=with_input,
+        force=force,
+        max_tiles=max_tiles,
+    )
     if fmt == "jpeg":
         log.warning("JPEG tiles have no transparency: where there is no data they are black")
-    job = json.dumps(
-        {
-            "input": str(Path(src).resolve()),
-            "model": None if translator is None else _fingerprint(translator.module),
-            "zooms": zooms,
-            "format": fmt,
-            "bands": native.bands,
-            "scale": native.scale,
-            "aoi": aoi,
-            "input_layer": with_input,
-        }
-    )
-    if with_input and dst.suffix.lower() in (".mbtiles", ".pmtiles"):
-        raise RenderError("the input layer is written only beside a folder", "--with-input")
-    store = open_store(dst, fmt, overwrite, resume, job)
+    store = open_store(job.dst, fmt, overwrite, resume, job.key)
     layers: list[tuple[TileStore, Translator]] = [(store, translator or identity_translator())]
-    if with_input:
-        input_layer = XYZDirectory(dst / INPUT_LAYER, fmt, resume=True)
+    if job.with_input:
+        input_layer = XYZDirectory(job.dst / INPUT_LAYER, fmt, resume=True)
         layers.append((input_layer, identity_translator()))
     try:
-        model_tiles = len(layers[0][1].grid(source.height, source.width))
-        # As render: the rate is measured (a few batches) only where the job is much larger.
-        seconds = 0.0 if translator is None else None
-        if translator is not None and model_tiles > ESTIMATE_FROM_TILES:
-            seconds = model_tiles / translator.measure_rate()
-        done = sum(len(layer.done(z)) for layer, _ in layers for z in ranges)
-        counts = {z: len(r) for z, r in ranges.items()}
-        plan = TilePlan(zooms, reason, counts, len(layers), done, model_tiles, seconds)
+        pyramids = [Pyramid(layer, fmt, job.ranges) for layer, _ in layers]
+        plan = replace(job.plan, done=sum(pyramid.stored for pyramid in pyramids))
         log.info("%s", plan.line())
-        written = 0
+        top = job.ranges[plan.zooms[1]]
         with Progress(plan.total, "geo-p2p tiles", "tile", progress, done=plan.done) as bar:
-            for layer, layer_translator in layers:
-                top = ranges[zooms[1]]
-                written += _max_zoom(layer, layer_translator, source, area, top, fmt, bar)
-                for zoom in range(zooms[1] - 1, zooms[0] - 1, -1):
-                    written += _lower_zoom(layer, ranges[zoom], fmt, bar)
-        if not any(layers[0][0].done(z) for z in ranges):
+            for pyramid, (_, layer_translator) in zip(pyramids, layers, strict=True):
+                pyramid.start(bar)
+                _max_zoom(pyramid, layer_translator, job.source, job.area, top)
+                pyramid.finish()
+        if not pyramids[0].written + pyramids[0].stored:
             raise RenderError(f"{src} has no valid pixels where the tiles are", "INPUT")
         info = TileSetInfo(
-            dst.stem, fmt, bounds, zooms[0], zooms[1], attribution, f"{Path(src).name}, geo-p2p"
+            job.dst.stem,
+            fmt,
+            job.bounds,
+            *plan.zooms,
+            attribution,
+            f"{job.src.name}, geo-p2p",
         )
         if isinstance(store, XYZDirectory):
-            store.write_viewer(info, INPUT_LAYER if with_input else None)
+            store.write_viewer(info, INPUT_LAYER if job.with_input else None)
         store.finish(info)
     except BaseException:
         for layer, _ in layers:
             layer.close()
         raise
-    summary = TilesSummary(written, time.perf_counter() - start, dst, zooms)
+    written = sum(pyramid.written for pyramid in pyramids)
+    summary = TilesSummary(written, time.perf_counter() - start, job.dst, plan.zooms)
     log.info("%s", summary)
     return summary
+
+
+def _check_tiles(
+    src: str | Path,
+    native: Source,
+    source: Source,
+    asked: bool,
+    model: Translator,
+    counts: dict[int, int],
+    max_tiles: int,
+) -> int:
+    """The guards of :func:`plan_tiles` (``asked``: zooms given or ``--force``); returns the
+    number of model tiles at the max zoom."""
+    zoom = max(counts)
+    finer = ground_resolution(native) / ground_resolution(source)
+    if finer > MAX_UPSAMPLING and not asked:
+        raise RenderError(
+            f"{src} is {ground_resolution(native):.3g} m per pixel: zoom {zoom}, the model's "
+            f"resolution, would resample it {finer:.0f} times finer, {counts[zoom]:,} tiles of "
+            "invented detail. Pass --zoom MIN-MAX with a lower max zoom, or --force to make "
+            "them anyway",
+            "--zoom",
+        )
+    web_tiles = sum(counts.values())
+    model_tiles = 0
+    if web_tiles <= max_tiles:  # else too many anyway: no need to count them
+        model_tiles = grid_tiles(source.height, source.width, model.tile, model.overlap)
+    if max(web_tiles, model_tiles) > max_tiles:
+        raise RenderError(
+            f"zooms {min(counts)}-{zoom} of {src} make {max(web_tiles, model_tiles):,} tiles, "
+            f"more than --max-tiles {max_tiles:,}: pass --zoom MIN-MAX with a lower max zoom, "
+            "or a larger --max-tiles if you mean it",
+            "--max-tiles",
+        )
+    return model_tiles
 
 
 def _georeferenced_source(
@@ -478,69 +525,37 @@ def _fingerprint(module: torch.nn.Module) -> str:
 
 
 def _max_zoom(
-    store: TileStore,
+    pyramid: Pyramid,
     translator: Translator,
     source: Source,
     area: AreaOfInterest | None,
     tiles: TileRange,
-    fmt: str,
-    bar: Progress,
-) -> int:
-    """Translate and write the missing tiles of the highest zoom; returns how many written."""
-    done = store.done(tiles.zoom)
-    wanted = {key for key in tiles if key not in done}
-    if not wanted or (tiles.zoom > 0 and store.done(tiles.zoom - 1)):
-        # Complete: the zoom below is only started then; what is missing is empty.
-        bar.update(len(wanted))
-        return 0
-    written = 0
-
-    def emit(x: int, y: int, rgba: np.ndarray | None) -> None:
-        nonlocal written
-        if rgba is not None:
-            store.write(tiles.zoom, x, y, encode_tile(rgba, fmt))
-            written += 1
-        bar.update(1)
-
+) -> None:
+    """Translate the tiles of the highest zoom that are not settled into ``pyramid``."""
     region = None
-    if done:  # a resume: only the model tiles under missing web tiles
-        region = shapely.union_all(
-            [
-                shapely.box(
-                    (x - tiles.x0) * WEB_TILE,
-                    (y - tiles.y0) * WEB_TILE,
-                    (x - tiles.x0 + 1) * WEB_TILE,
-                    (y - tiles.y0 + 1) * WEB_TILE,
-                )
-                for x, y in wanted
-            ]
-        )
-    cutter = TileCutter(tiles.x0, tiles.y0, wanted, emit)
+    if pyramid.stored:  # a resume: only the model tiles under the tiles still to make
+        region = _unsettled(pyramid, tiles)
+        if region.is_empty:
+            return
+    skip = functools.partial(pyramid.settled, tiles.zoom)
+    cutter = TileCutter(tiles.x0, tiles.y0, skip, functools.partial(pyramid.add, tiles.zoom))
     translator.render_blocks(source, cutter.add, area, region, progress=False)
     cutter.finish()
-    return written
 
 
-def _lower_zoom(store: TileStore, tiles: TileRange, fmt: str, bar: Progress) -> int:
-    """Build the missing tiles of a zoom from their children; returns how many written."""
-    done = store.done(tiles.zoom)
-    written = 0
-    for x, y in tiles:
-        if (x, y) in done:
-            continue
-        children = [
-            store.read(tiles.zoom + 1, 2 * x + dx, 2 * y + dy) for dy in (0, 1) for dx in (0, 1)
-        ]
-        if any(c is not None for c in children):
-            rgba = parent_tile([None if c is None else decode_tile(c) for c in children])
-            if rgba[3].any():
-                store.write(tiles.zoom, x, y, encode_tile(rgba, fmt))
-                written += 1
-        bar.update(1)
-    return written
-
-
-def check_format(fmt: str) -> None:
-    """Refuse a tile format this Pillow cannot write."""
-    if fmt == "webp" and not features.check("webp"):
-        raise RenderError("this Pillow has no WebP support: use --format png", "--format")
+def _unsettled(pyramid: Pyramid, tiles: TileRange) -> shapely.Geometry:
+    """The pixels (of the max zoom's grid) of the tiles that are not settled, one box per run
+    of such tiles along a row."""
+    boxes = []
+    for y in range(tiles.y0, tiles.y1 + 1):
+        first = None
+        for x in range(tiles.x0, tiles.x1 + 2):
+            todo = x <= tiles.x1 and not pyramid.settled(tiles.zoom, x, y)
+            if todo and first is None:
+                first = x
+            elif not todo and first is not None:
+                top = (y - tiles.y0) * WEB_TILE
+                left, right = ((c - tiles.x0) * WEB_TILE for c in (first, x))
+                boxes.append(shapely.box(left, top, right, top + WEB_TILE))
+                first = None
+    return shapely.union_all(boxes)

@@ -3,6 +3,8 @@ containers (XYZ folder, MBTiles, PMTiles), resume, the command line and the view
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import math
 import re
@@ -26,15 +28,15 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds, transform_geom
 
 from geo_p2p import Translator
+from geo_p2p.pyramid import quarter
 from geo_p2p.raster import RenderError
+from geo_p2p.tilecodec import decode_tile, encode_png
 from geo_p2p.webtiles import (
     WEB_TILE,
     coverage,
-    decode_tile,
     default_zooms,
     make_tiles,
     mercator_resolution,
-    parent_tile,
     zoom_for_resolution,
 )
 
@@ -179,42 +181,62 @@ def test_tile_equals_the_input_warped_independently(utm, tmp_path, zoom) -> None
         assert (tile[3] == 0).sum() == pytest.approx((expected[3] == 0).sum(), abs=2 * WEB_TILE)
 
 
-def test_max_zoom_holds_only_the_tiles_being_assembled(tmp_path, monkeypatch) -> None:
+def test_pyramid_holds_only_the_tiles_being_assembled(tmp_path, monkeypatch) -> None:
     """Blocks are cut into tiles as they come: with 512 px strips (two tiles wide), only the two
-    tiles of a strip's current row are ever held, of the zoom's 30-odd."""
-    from geo_p2p import webtiles
+    tiles of a strip's current row are ever held, of zoom 19's 30-odd; and only a few of the
+    20-odd lower tiles wait for children at any time."""
+    from geo_p2p import pyramid, webtiles
 
     src = write_raster(tmp_path / "wide.tif", smooth_rgb(400, 600))
-    held = []
-    add = webtiles.TileCutter.add
+    held, parents = [], []
+    add, pass_up = webtiles.TileCutter.add, pyramid.Pyramid._pass_up
 
     def counting(self, block) -> None:
         add(self, block)
         held.append(len(self._open))
 
+    def counting_parents(self, *args) -> None:
+        pass_up(self, *args)
+        parents.append(len(self._open))
+
     monkeypatch.setattr(webtiles.TileCutter, "add", counting)
+    monkeypatch.setattr(pyramid.Pyramid, "_pass_up", counting_parents)
     translator = Translator(torch.nn.Identity(), tile=64, overlap=8, device="cpu", strip_width=512)
-    make_tiles(src, tmp_path / "xyz", translator, zooms=(19, 19), with_input=False, progress=False)
-    assert len(written(tmp_path / "xyz")[19]) > 25
+    make_tiles(src, tmp_path / "xyz", translator, zooms=(16, 19), with_input=False, progress=False)
+    tiles = written(tmp_path / "xyz")
+    assert len(tiles[19]) > 25 and sum(len(tiles[z]) for z in (16, 17, 18)) > 15
     assert 0 < max(held) <= 2
+    assert 0 < max(parents) <= 4
 
 
-def test_parent_tile_is_the_alpha_weighted_2x2_average() -> None:
+def test_quarter_is_the_alpha_weighted_2x2_average() -> None:
     rng = np.random.default_rng(0)
-    children = [rng.integers(0, 256, (4, WEB_TILE, WEB_TILE), np.uint8) for _ in range(3)]
-    for child in children:
-        child[3] = np.where(rng.random((WEB_TILE, WEB_TILE)) < 0.3, 0, 255)
-    parent = parent_tile([*children, None])  # the bottom-right child is empty
-    quad = np.zeros((4, 512, 512), float)
-    quad[:, :256, :256], quad[:, :256, 256:], quad[:, 256:, :256] = children
-    for r, c in [(0, 0), (10, 200), (128, 128), (200, 30), (255, 255), (200, 200)]:
-        block = quad[:, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2].reshape(4, 4)
+    child = rng.integers(0, 256, (4, WEB_TILE, WEB_TILE), np.uint8)
+    child[3] = np.where(rng.random((WEB_TILE, WEB_TILE)) < 0.3, 0, 255)
+    child[3, :20, :20] = 0
+    half = quarter(child)
+    assert half.shape == (4, WEB_TILE // 2, WEB_TILE // 2) and half.dtype == np.uint8
+    for r, c in [(0, 0), (5, 100), (64, 64), (100, 15), (127, 127), (100, 100)]:
+        block = child[:, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2].reshape(4, 4).astype(float)
         opaque = block[3] > 0
-        assert parent[3, r, c] == math.floor(block[3].mean() + 0.5)
+        assert half[3, r, c] == math.floor(block[3].mean() + 0.5)
         if opaque.any():
             mean = block[:3, opaque].mean(axis=1)
-            np.testing.assert_array_equal(parent[:3, r, c], np.floor(mean + 0.5))
-    assert (parent[3, 128:, 128:] == 0).all()
+            np.testing.assert_array_equal(half[:3, r, c], np.floor(mean + 0.5))
+    assert (half[3, :10, :10] == 0).all()
+    child[3] = 255  # opaque: the plain mean
+    mean = child.reshape(4, 128, 2, 128, 2).astype(float).mean(axis=(2, 4))
+    np.testing.assert_array_equal(quarter(child), np.floor(mean + 0.5))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_png_tiles_read_back_exactly(channels) -> None:
+    pixels = np.random.default_rng(channels).integers(0, 256, (WEB_TILE, 200, channels), np.uint8)
+    data = encode_png(pixels)
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # checks every chunk's CRC and the zlib stream
+        assert image.mode == ("RGB", "RGBA")[channels - 3]
+        np.testing.assert_array_equal(np.asarray(image), pixels)
 
 
 def test_parents_in_the_pyramid_average_their_children(utm, tmp_path) -> None:
@@ -344,17 +366,19 @@ class Interrupted(KeyboardInterrupt):
     pass
 
 
-def interrupt_after(monkeypatch, cls: type, tiles: int) -> None:
-    """Make ``cls.write`` raise Ctrl-C once ``tiles`` tiles are written."""
+def interrupt_after(monkeypatch, cls: type, tiles: int, zoom: int | None = None) -> None:
+    """Make ``cls.write`` raise Ctrl-C once ``tiles`` tiles (of ``zoom``, if given) are
+    written."""
     original = cls.write
     count = 0
 
-    def write(self, *args):
+    def write(self, z, *args):
         nonlocal count
-        if count == tiles:
-            raise Interrupted
-        count += 1
-        original(self, *args)
+        if zoom is None or z == zoom:
+            if count == tiles:
+                raise Interrupted
+            count += 1
+        original(self, z, *args)
 
     monkeypatch.setattr(cls, "write", write)
 
@@ -364,36 +388,64 @@ def test_resume_after_an_interruption_gives_the_same_tiles(utm, tmp_path, monkey
     from geo_p2p import tilestores
 
     translator = Translator(tiny_unet(), tile=32, device="cpu")  # borders and blending matter
-    options = {"zooms": (16, 18), "with_input": False, "progress": False}
+    options = {"zooms": (16, 19), "with_input": False, "progress": False}
     whole, resumed = tmp_path / f"whole{suffix}", tmp_path / f"resumed{suffix}"
+    translated = []
+    render_blocks = Translator.render_blocks
+
+    def counting(self, *args, **kwargs):
+        translated.append(render_blocks(self, *args, **kwargs)[0])
+
+    monkeypatch.setattr(Translator, "render_blocks", counting)
     make_tiles(utm, whole, translator, **options)
     cls = tilestores.XYZDirectory if not suffix else tilestores.MBTilesStore
     with monkeypatch.context() as patch:
-        interrupt_after(patch, cls, 4)  # during the max zoom
+        interrupt_after(patch, cls, 4, zoom=19)  # during the max zoom
         with pytest.raises(Interrupted):
             make_tiles(utm, resumed, translator, **options)
     if suffix:
         assert not resumed.exists() and (tmp_path / f".{resumed.name}.partial").exists()
     else:
-        assert not (resumed / "tilejson.json").exists() and len(list(resumed.rglob("*.png"))) == 4
+        assert not (resumed / "tilejson.json").exists()
+        assert len(list(resumed.rglob("19/*/*.png"))) == 4
     with pytest.raises(RenderError, match="other settings"):
         make_tiles(utm, resumed, translator, **{**options, "zooms": (15, 18), "resume": True})
     with pytest.raises(RenderError, match="--overwrite"):
         make_tiles(utm, resumed, translator, **options)
     make_tiles(utm, resumed, translator, **options, resume=True)
     assert tile_set(resumed) == tile_set(whole)
+    assert 0 < translated[-1] < translated[0]  # only the model tiles under the missing tiles
 
 
-def test_resume_during_the_lower_zooms_runs_no_model(utm, tmp_path, monkeypatch) -> None:
+def test_resume_from_any_interruption_gives_the_same_tiles(utm, tmp_path, monkeypatch) -> None:
+    """Lower zooms are written while the max zoom is cut: stopped after any number of tiles,
+    a resume writes exactly the pyramid of an uninterrupted run."""
+    from geo_p2p import tilestores
+
+    options = {"zooms": (15, 19), "with_input": False, "progress": False}
+    make_tiles(utm, tmp_path / "whole", identity(), **options)
+    whole = tile_set(tmp_path / "whole")
+    for stop in range(1, len(whole)):
+        resumed = tmp_path / f"resumed{stop}"
+        with monkeypatch.context() as patch:
+            interrupt_after(patch, tilestores.XYZDirectory, stop)
+            with pytest.raises(Interrupted):
+                make_tiles(utm, resumed, identity(), **options)
+        assert len(tile_set(resumed)) == stop
+        make_tiles(utm, resumed, identity(), **options, resume=True)
+        assert tile_set(resumed) == whole, f"interrupted after {stop} tiles"
+
+
+def test_resume_after_the_max_zoom_runs_no_model(utm, tmp_path, monkeypatch) -> None:
     from geo_p2p import tilestores
 
     translator = Translator(tiny_unet(), tile=32, device="cpu")
     options = {"zooms": (16, 18), "with_input": False, "progress": False}
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     make_tiles(utm, whole, translator, **options)
-    top = len(written(whole)[18])
+    assert len(written(whole)[16]) == 1
     with monkeypatch.context() as patch:
-        interrupt_after(patch, tilestores.XYZDirectory, top + 1)  # one tile into zoom 17
+        interrupt_after(patch, tilestores.XYZDirectory, 0, zoom=16)  # the last tile: the bottom
         with pytest.raises(Interrupted):
             make_tiles(utm, resumed, translator, **options)
     calls = []
@@ -465,6 +517,48 @@ def test_cli_tiles_translates_with_a_model(utm, model_dir, tmp_path, caplog) -> 
     # Min zoom: the footprint (80 x 60 m) fits one tile at 16 (above 17 - 6).
     assert sorted(written(out)) == sorted(written(out / "input")) == [16, 17]
     assert (out / "index.html").exists() and (out / "leaflet" / "LICENSE").exists()
+
+
+def test_cli_tiles_dry_run_and_guards(utm, model_dir, tmp_path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "web"
+    args = ["tiles", str(utm), "-o", str(out), "--model", str(model_dir), "--dry-run"]
+    result = runner.invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["zooms"] == [16, 17] and plan["layers"] == 2 and plan["model_tiles"] > 0
+    assert plan["total"] == 2 * sum(plan["tiles"].values())
+    assert not out.exists()
+    result = runner.invoke(cli, [*args[:-1], "--json"])
+    assert result.exit_code == 2 and "--json goes with --dry-run" in result.output
+    # 40 x 40 px of 30 m: zoom 17, the model's resolution, is about 40 times finer.
+    coarse = write_raster(
+        tmp_path / "coarse.tif", smooth_rgb(40, 40), transform=Affine(30, 0, 500000, 0, -30, 5e6)
+    )
+    args = ["tiles", str(coarse), "-o", str(out), "--model", str(model_dir), "--dry-run"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2 and "times finer" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert runner.invoke(cli, [*args, "--force"]).exit_code == 0
+    assert runner.invoke(cli, [*args, "--zoom", "12-13"]).exit_code == 0
+    result = runner.invoke(cli, [*args, "--force", "--max-tiles", "100"])
+    assert result.exit_code == 2 and "more than --max-tiles 100" in result.output
+    assert not out.exists()
+
+
+def test_antimeridian_is_refused_in_one_line_and_each_side_tiles(tmp_path) -> None:
+    # 10 x 10 km in UTM 60 N at 65 N, across 180 degrees.
+    transform = Affine(50, 0, 636000, 0, -50, 7215000)
+    src = write_raster(tmp_path / "chukotka.tif", smooth_rgb(200, 200), "EPSG:32660", transform)
+    runner = CliRunner()
+    args = ["tiles", str(src), "-o", str(tmp_path / "web"), "--map", "--zoom", "9-11"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2 and "crosses the antimeridian" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "web").exists()
+    west = "SRID=4326;POLYGON((179.9 64.95, 179.99 64.95, 179.99 65.02, 179.9 65.02, 179.9 64.95))"
+    result = runner.invoke(cli, [*args, "--aoi", west])
+    assert result.exit_code == 0, result.output
+    assert {x for x, _ in written(tmp_path / "web")[11]} == {2047}  # the last column
 
 
 # The viewer in a real browser
