@@ -13,18 +13,22 @@ Like the command line, it keeps freed memory for reuse.
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import rasterio
 import torch
 from affine import Affine
+from PIL import Image
 from render_memory import build_raster  # benchmarks/ is on the path when run as a script
 
 from geo_p2p import Translator
 from geo_p2p.allocator import keep_freed_memory
+from geo_p2p.tilecodec import encode_png
 from geo_p2p.webtiles import CIRCUMFERENCE, WEB_TILE, make_tiles, mercator_resolution
 
 
@@ -32,6 +36,31 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def pillow_png(pixels: np.ndarray) -> bytes:
+    """PNG through Pillow at zlib level 2, as tiles were encoded before (adaptive filters)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=2)
+    return buffer.getvalue()
+
+
+def encoders(tiles: list[np.ndarray], repeat: int) -> None:
+    """Milliseconds and KiB per tile of the map tiles, by PNG encoder, best of ``repeat``."""
+    print(f"\nPNG encoding of {len(tiles)} translated 256 px tiles (RGB), best of {repeat}:")
+    print("| encoder | ms per tile | KiB per tile |")
+    print("|---|---|---|")
+    results = {}
+    for name, encode in {
+        "geo-p2p (up filter, zlib 1)": encode_png,
+        "Pillow, level 2": pillow_png,
+    }.items():
+        seconds = min(timed(lambda e=encode: [e(t) for t in tiles]) for _ in range(repeat))
+        size = sum(len(encode(t)) for t in tiles) / len(tiles) / 1024
+        results[name] = seconds
+        print(f"| {name} | {1000 * seconds / len(tiles):.2f} | {size:.1f} |")
+    ours, pillow = results.values()
+    print(f"Pillow / geo-p2p time: {pillow / ours:.2f}")
 
 
 def main() -> None:
@@ -76,6 +105,13 @@ def main() -> None:
             for z in range(zoom17 - 6, zoom17 + 1)
         }
         shutil.rmtree(folder / "web")
+        with rasterio.open(folder / "map.tif") as ds:
+            rgb = ds.read().transpose(1, 2, 0)
+        cut = [
+            np.ascontiguousarray(rgb[r : r + WEB_TILE, c : c + WEB_TILE])
+            for r in range(0, rgb.shape[0] - WEB_TILE + 1, WEB_TILE)
+            for c in range(0, rgb.shape[1] - WEB_TILE + 1, WEB_TILE)
+        ]
     render = best["render (GeoTIFF)"]
     tiles = sum(counts.values())
     print(
@@ -88,6 +124,7 @@ def main() -> None:
     for name, seconds in best.items():
         rate = f"{tiles / seconds:.1f}" if name.startswith("tiles") else "-"
         print(f"| {name} | {seconds:.2f} | {rate} | {seconds / render:.2f} |")
+    encoders(cut, args.repeat)
 
 
 if __name__ == "__main__":
