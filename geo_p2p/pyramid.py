@@ -6,7 +6,8 @@ written as soon as its last child is in, then handed on to its own parent in tur
 with some but not all children are held: along the row being cut and the edges of the render's
 strips, not a whole zoom.
 
-Writes are ordered: a tile is written only after all its children are, so a store that an
+Tiles are encoded in a few threads (zlib and numpy release the GIL), and written in the order
+they were made: a tile is written only after all its children are, so a store that an
 interruption left behind says what is settled. A tile is settled when it or one of its ancestors
 was written (a parent written means its children were all done, the missing ones empty), and
 :meth:`Pyramid.resume` hands the written tiles whose parents are still open back in from the
@@ -15,7 +16,10 @@ store, so a resumed run only makes what is missing.
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +30,9 @@ from .tilestores import TileStore
 
 WEB_TILE = 256
 HALF = WEB_TILE // 2
+ENCODE_THREADS = min(4, os.cpu_count() or 1)
+"""Threads encoding tiles: one PNG tile takes a few milliseconds, so one thread would hold back
+a fast model (a GPU), and more than four are rarely needed."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +74,20 @@ def quarter(child: np.ndarray) -> np.ndarray:
 class Pyramid:
     """Writes tiles of the zooms of ``ranges`` into ``store`` as ``fmt``, making each zoom
     below the highest from the tiles :meth:`add` is given: :meth:`start`, :meth:`add` each
-    tile of the highest zoom that is not :meth:`settled`, then :meth:`finish`."""
+    tile of the highest zoom that is not :meth:`settled`, then :meth:`finish`. Use as a context
+    manager (it stops its encoding threads)."""
 
-    def __init__(self, store: TileStore, fmt: str, ranges: dict[int, TileRange]) -> None:
+    def __init__(
+        self,
+        store: TileStore,
+        fmt: str,
+        ranges: dict[int, TileRange],
+        threads: int = ENCODE_THREADS,
+    ) -> None:
         self.store, self.fmt, self.ranges = store, fmt, ranges
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="geo-p2p-encode")
+        self._waiting = 2 * threads
+        self._encoding: deque[tuple[int, int, int, Future[bytes]]] = deque()
         self.top, self.bottom = max(ranges), min(ranges)
         self.done = {z: store.done(z) for z in ranges}
         self.stored = sum(len(tiles) for tiles in self.done.values())
@@ -102,8 +119,11 @@ class Pyramid:
     def add(self, zoom: int, x: int, y: int, rgba: np.ndarray | None) -> None:
         """Write a finished tile (None: empty, not written) and pass it on to its parent."""
         if rgba is not None:
-            self.store.write(zoom, x, y, encode_tile(rgba, self.fmt))
-            self.written += 1
+            self._encoding.append((zoom, x, y, self._pool.submit(encode_tile, rgba, self.fmt)))
+            while self._encoding and (
+                len(self._encoding) > self._waiting or self._encoding[0][3].done()
+            ):
+                self._write_first()
         self._count(1)
         self._pass_up(zoom, x, y, rgba)
 
@@ -113,7 +133,21 @@ class Pyramid:
             for key in sorted(k for k in self._open if k[0] == zoom):
                 tile, _ = self._open.pop(key)
                 self.add(*key, tile if tile[3].any() else None)
+        while self._encoding:
+            self._write_first()
         self._count(sum(map(len, self.ranges.values())) - self._counted)  # settled by ancestors
+
+    def __enter__(self) -> Pyramid:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop encoding; tiles not yet written are dropped (their parents were not written)."""
+        self._pool.shutdown(cancel_futures=True)
+
+    def _write_first(self) -> None:
+        zoom, x, y, encoded = self._encoding.popleft()
+        self.store.write(zoom, x, y, encoded.result())
+        self.written += 1
 
     def _count(self, tiles: int) -> None:
         self._counted += tiles

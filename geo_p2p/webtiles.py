@@ -419,9 +419,10 @@ def make_tiles(
         top = job.ranges[plan.zooms[1]]
         with Progress(plan.total, "geo-p2p tiles", "tile", progress, done=plan.done) as bar:
             for pyramid, (_, layer_translator) in zip(pyramids, layers, strict=True):
-                pyramid.start(bar)
-                _max_zoom(pyramid, layer_translator, job.source, job.area, top)
-                pyramid.finish()
+                with pyramid:
+                    pyramid.start(bar)
+                    _max_zoom(pyramid, layer_translator, job.source, job.area, top)
+                    pyramid.finish()
         if not pyramids[0].written + pyramids[0].stored:
             raise RenderError(f"{src} has no valid pixels where the tiles are", "INPUT")
         info = TileSetInfo(
