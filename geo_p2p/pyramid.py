@@ -10,7 +10,7 @@ Tiles are encoded in a few threads (zlib and numpy release the GIL), and written
 they were made: a tile is written only after all its children are, so a store that an
 interruption left behind says what is settled. A tile is settled when it or one of its ancestors
 was written (a parent written means its children were all done, the missing ones empty), and
-:meth:`Pyramid.resume` hands the written tiles whose parents are still open back in from the
+:meth:`Pyramid.start` hands the written tiles whose parents are still open back in from the
 store, so a resumed run only makes what is missing.
 """
 
