@@ -37,7 +37,8 @@ a fast model (a GPU), and more than four are rarely needed."""
 
 @dataclass(frozen=True)
 class TileRange:
-    """The tiles ``x0..x1`` by ``y0..y1`` (inclusive) of ``zoom``, in row-major order."""
+    """The tiles ``x0..x1`` by ``y0..y1`` (inclusive) of ``zoom``, in row-major order. Columns
+    from ``2 ** zoom`` on are past the antimeridian: the world's columns from 0 again."""
 
     zoom: int
     x0: int
@@ -46,7 +47,16 @@ class TileRange:
     y1: int
 
     def __len__(self) -> int:
-        return (self.x1 - self.x0 + 1) * (self.y1 - self.y0 + 1)
+        return self.columns * (self.y1 - self.y0 + 1)
+
+    @property
+    def columns(self) -> int:
+        return self.x1 - self.x0 + 1
+
+    def unwrap(self, x: int) -> int:
+        """The column in this range of the column ``x`` of the world (``x1`` may be past the
+        antimeridian, ``2 ** zoom`` or more)."""
+        return x + (1 << self.zoom) if x < self.x0 else x
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         for y in range(self.y0, self.y1 + 1):
@@ -89,7 +99,7 @@ class Pyramid:
         self._waiting = 2 * threads
         self._encoding: deque[tuple[int, int, int, Future[bytes]]] = deque()
         self.top, self.bottom = max(ranges), min(ranges)
-        self.done = {z: store.done(z) for z in ranges}
+        self.done = {z: {(r.unwrap(x), y) for x, y in store.done(z)} for z, r in ranges.items()}
         self.stored = sum(len(tiles) for tiles in self.done.values())
         """Tiles already in the store (an interrupted run's)."""
         self.written = 0
@@ -112,7 +122,7 @@ class Pyramid:
         for zoom in range(self.top, self.bottom, -1):
             for x, y in sorted(self.done[zoom], key=lambda key: (key[1], key[0])):
                 if not self.settled(zoom - 1, x // 2, y // 2):
-                    data = self.store.read(zoom, x, y)
+                    data = self.store.read(zoom, x % (1 << zoom), y)
                     assert data is not None  # listed as done
                     self._pass_up(zoom, x, y, decode_tile(data))
 
@@ -146,7 +156,7 @@ class Pyramid:
 
     def _write_first(self) -> None:
         zoom, x, y, encoded = self._encoding.popleft()
-        self.store.write(zoom, x, y, encoded.result())
+        self.store.write(zoom, x % (1 << zoom), y, encoded.result())  # past 180: wrapped
         self.written += 1
 
     def _count(self, tiles: int) -> None:

@@ -44,17 +44,26 @@ class TileSetInfo:
     name: str
     format: str
     bounds: tuple[float, float, float, float]
-    """West, south, east, north in degrees."""
+    """West, south, east, north in degrees; east past 180 across the antimeridian (as Leaflet
+    takes them)."""
     minzoom: int
     maxzoom: int
     attribution: str
     description: str = ""
 
     @property
-    def center(self) -> tuple[float, float, int]:
-        """Longitude, latitude and a zoom that shows the whole set at a glance."""
+    def lonlat_bounds(self) -> tuple[float, float, float, float]:
+        """The bounds with longitudes within -180 to 180 (for metadata): west is then greater
+        than east across the antimeridian."""
         west, south, east, north = self.bounds
-        return (west + east) / 2, (south + north) / 2, min(self.maxzoom, self.minzoom + 2)
+        return west, south, east - 360 if east > 180 else east, north
+
+    @property
+    def center(self) -> tuple[float, float, int]:
+        """Longitude (-180 to 180), latitude and a zoom that shows the whole set at a glance."""
+        west, south, east, north = self.bounds
+        lon = ((west + east) / 2 + 180) % 360 - 180
+        return lon, (south + north) / 2, min(self.maxzoom, self.minzoom + 2)
 
     def tilejson(self, tiles: str) -> dict[str, object]:
         """TileJSON 3.0.0 for the tile URL template ``tiles``."""
@@ -64,7 +73,7 @@ class TileSetInfo:
             "description": self.description,
             "attribution": self.attribution,
             "tiles": [tiles],
-            "bounds": list(self.bounds),
+            "bounds": list(self.lonlat_bounds),
             "center": list(self.center),
             "minzoom": self.minzoom,
             "maxzoom": self.maxzoom,
@@ -344,7 +353,7 @@ class MBTilesStore(_SQLiteStore):
                 "format": info.format,
                 "type": "overlay",
                 "version": "1.3",
-                "bounds": ",".join(f"{v:.7f}" for v in info.bounds),
+                "bounds": ",".join(f"{v:.7f}" for v in info.lonlat_bounds),
                 "center": "{:.7f},{:.7f},{}".format(*info.center),
                 "minzoom": str(info.minzoom),
                 "maxzoom": str(info.maxzoom),
@@ -399,7 +408,7 @@ class PMTilesStore(_SQLiteStore):
 
         tile = self._tile
         kinds = {"png": tile.TileType.PNG, "webp": tile.TileType.WEBP, "jpeg": tile.TileType.JPEG}
-        west, south, east, north = info.bounds
+        west, south, east, north = info.lonlat_bounds
         lon, lat, zoom = info.center
         header = {
             "tile_type": kinds[info.format],

@@ -95,19 +95,29 @@ def zoom_for_resolution(metres: float, latitude: float) -> int:
 
 
 def coverage(bounds: tuple[float, float, float, float], zoom: int) -> TileRange:
-    """The tiles of ``zoom`` meeting ``bounds`` (west, south, east, north in degrees): the
-    tiles ``mercantile.tiles`` lists, as a range."""
+    """The tiles of ``zoom`` meeting ``bounds`` (west, south, east, north in degrees; east past
+    180 across the antimeridian): the tiles ``mercantile.tiles`` lists, as a range whose
+    columns past the antimeridian go on from ``2 ** zoom``."""
     west, south, east, north = bounds
     south, north = max(south, -MAX_LATITUDE), min(north, MAX_LATITUDE)
+    wraps = east > 180
     first = mercantile.tile(west, north, zoom)
-    last = mercantile.tile(east - 1e-11, south + 1e-11, zoom)  # east and south edges: outside
-    return TileRange(zoom, first.x, first.y, last.x, last.y)
+    # East and south edges: outside.
+    last = mercantile.tile(east - 360 * wraps - 1e-11, south + 1e-11, zoom)
+    return TileRange(zoom, first.x, first.y, last.x + (1 << zoom) * wraps, last.y)
+
+
+def lowest_zoom(bounds: tuple[float, float, float, float]) -> int:
+    """The lowest zoom that can hold ``bounds``: 0, or across the antimeridian the lowest
+    whose columns do not wrap around onto each other."""
+    return next(z for z in range(MAX_ZOOM + 1) if coverage(bounds, z).columns <= 1 << z)
 
 
 def default_zooms(bounds: tuple[float, float, float, float], max_zoom: int) -> tuple[int, int]:
-    """Min and max zoom: the highest zoom at which ``bounds`` fit in one tile, or ``max_zoom``
-    less :data:`ZOOM_SPAN`, whichever is higher; and ``max_zoom``."""
-    fits = mercantile.bounding_tile(*bounds).z
+    """Min and max zoom: the highest zoom at which ``bounds`` fit in one tile (across the
+    antimeridian, the lowest zoom that can hold them), or ``max_zoom`` less
+    :data:`ZOOM_SPAN`, whichever is higher; and ``max_zoom``."""
+    fits = lowest_zoom(bounds) if bounds[2] > 180 else mercantile.bounding_tile(*bounds).z
     return max(min(fits, max_zoom), max_zoom - ZOOM_SPAN, 0), max_zoom
 
 
@@ -139,10 +149,8 @@ def ground_resolution(source: Source) -> float:
 def footprint(
     source: Source, area: AreaOfInterest | None = None
 ) -> tuple[float, float, float, float]:
-    """West, south, east, north (degrees) of ``source``'s grid, or of its part in ``area``.
-
-    Raises RenderError where it crosses the antimeridian (tiles that wrap are not made yet).
-    """
+    """West, south, east, north (degrees) of ``source``'s grid, or of its part in ``area``;
+    east is past 180 where it crosses the antimeridian."""
     assert source.crs is not None and source.transform is not None
     outline = shapely.box(0, 0, source.width, source.height)
     if area is not None:
@@ -153,13 +161,10 @@ def footprint(
     if west > east:  # the box crosses 180 degrees: does the area itself?
         edges = shapely.segmentize(geom, max(geom.bounds[2] - geom.bounds[0], 1e-9) / 20)
         lonlat = shape(transform_geom(source.crs, "EPSG:4326", mapping(edges)))
-        west, south, east, north = lonlat.bounds
-        if east - west > 180:
-            raise RenderError(
-                f"{source.path} crosses the antimeridian: web tiles that wrap around are not "
-                "made yet; tile the part on each side of 180 degrees separately, with --aoi",
-                "INPUT",
-            )
+        if lonlat.bounds[2] - lonlat.bounds[0] <= 180:
+            west, south, east, north = lonlat.bounds  # on one side
+        else:
+            east += 360
     return west, max(south, -MAX_LATITUDE), east, min(north, MAX_LATITUDE)
 
 
@@ -505,14 +510,23 @@ def _zooms(
     lat: float,
     model: bool,
 ) -> tuple[tuple[int, int], str]:
+    lowest = lowest_zoom(bounds)
     if zooms is not None:
         if not 0 <= zooms[0] <= zooms[1] <= MAX_ZOOM:
             raise RenderError(f"zooms must be MIN-MAX within 0-{MAX_ZOOM}, got {zooms}", "--zoom")
+        if zooms[0] < lowest:
+            raise RenderError(
+                f"the footprint crosses the antimeridian and wraps around the world below zoom "
+                f"{lowest}: choose a min zoom of {lowest} or more",
+                "--zoom",
+            )
         return zooms, "as asked"
     top = zoom_for_resolution(metres, lat)
     whose = "the model's" if model else "the input's"
     low, top = default_zooms(bounds, top)
-    rule = f"max - {ZOOM_SPAN}" if low == max(top - ZOOM_SPAN, 0) else "the footprint in one tile"
+    rule = f"max - {ZOOM_SPAN}"
+    if low != max(top - ZOOM_SPAN, 0):
+        rule = "the lowest that does not wrap" if bounds[2] > 180 else "the footprint in one tile"
     return (low, top), f"max: {whose} {metres:.2g} m/px at {lat:.2f} deg; min: {rule}"
 
 
