@@ -13,8 +13,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import shapely
+
 from .raster import RenderError, Resolution, Source
-from .tiling import tile_starts
+from .tiling import starts_meeting, tile_starts
 
 MAX_UPSAMPLING = 4.0
 """``--resolution auto`` refuses outputs with more than this many times the input's pixels per
@@ -74,7 +76,13 @@ class RenderPlan:
 
 
 def check_job(
-    source: Source, resolution: Resolution, tile: int, overlap: int, force: bool, max_tiles: int
+    source: Source,
+    resolution: Resolution,
+    tile: int,
+    overlap: int,
+    force: bool,
+    max_tiles: int,
+    area: shapely.Geometry | None = None,
 ) -> int:
     """Refuse a render that nobody would want by accident; returns its number of grid tiles.
 
@@ -90,7 +98,7 @@ def check_job(
             f"{MAX_SIDE:,} px on a side: choose a coarser --resolution (in metres per pixel)",
             "--resolution",
         )
-    tiles = grid_tiles(source.height, source.width, tile, overlap)
+    tiles = grid_tiles(source.height, source.width, tile, overlap, area)
     factor = max(source.width / width, source.height / height)
     if resolution == "auto" and factor > MAX_UPSAMPLING and not force:
         raise RenderError(
@@ -111,10 +119,16 @@ def check_job(
     return tiles
 
 
-def grid_tiles(height: int, width: int, tile: int, overlap: int) -> int:
-    """How many model tiles cover ``height`` x ``width`` px, counted without laying them out."""
-    stride = tile - overlap
-    return len(tile_starts(height, tile, stride)) * len(tile_starts(width, tile, stride))
+def grid_tiles(
+    height: int, width: int, tile: int, overlap: int, area: shapely.Geometry | None = None
+) -> int:
+    """How many model tiles cover ``height`` x ``width`` px (those meeting the bounding box of
+    ``area``, in pixels, if given), counted without laying them out."""
+    rows, cols = (tile_starts(n, tile, tile - overlap) for n in (height, width))
+    if area is not None:
+        x0, y0, x1, y1 = area.bounds
+        rows, cols = starts_meeting(rows, tile, y0, y1), starts_meeting(cols, tile, x0, x1)
+    return len(rows) * len(cols)
 
 
 def duration(seconds: float) -> str:

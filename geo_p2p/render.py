@@ -258,11 +258,16 @@ class Translator:
             log.debug("folded %d BatchNorm layers into convolutions", fuse_batchnorm(module))
         return cls(module, tile=card.tile, gsd=card.gsd, backend=backend, **options)  # type: ignore[arg-type]
 
-    def grid(self, height: int, width: int) -> TileGrid:
-        """The tile grid this translator uses over a ``height x width`` image."""
+    def grid(self, height: int, width: int, area: shapely.Geometry | None = None) -> TileGrid:
+        """The tile grid this translator uses over a ``height x width`` image; only the tiles
+        meeting ``area`` (pixel coordinates), if given."""
         try:
+            if area is not None:
+                return TileGrid.over(height, width, self.tile, self.overlap, self.margin, area)
             return TileGrid(height, width, self.tile, self.overlap, self.margin)
         except ValueError as e:
+            if "area of interest" in str(e):
+                raise RenderError(str(e), "--aoi") from e
             raise RenderError(str(e), "--margin" if "margin" in str(e) else "--overlap") from e
 
     def translate(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -433,11 +438,10 @@ class Translator:
                     )
                 check_output(quicklook, src, overwrite, "--quicklook")
         source = inspect_source(src, bands, scale, resolution, self.gsd, allow_ungeoreferenced)
-        check_job(source, resolution, self.tile, self.overlap, force, max_tiles)
         area = AreaOfInterest(aoi, source) if aoi else None
-        grid = self.grid(source.height, source.width)
-        if area is not None:
-            grid = grid.select(area.pixels)
+        pixels = None if area is None else area.pixels
+        check_job(source, resolution, self.tile, self.overlap, force, max_tiles, pixels)
+        grid = self.grid(source.height, source.width, pixels)
         if region_size is None:
             parts = strips(grid, self.strip_width)
         else:

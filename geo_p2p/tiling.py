@@ -60,6 +60,15 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     return [i * stride for i in range(n - 1)] + [length - tile]
 
 
+def starts_meeting(starts: list[int], tile: int, lo: float, hi: float) -> list[int]:
+    """The window starts of ``starts`` whose ``tile`` pixels meet the span ``[lo, hi]``.
+
+    >>> starts_meeting([0, 192, 384, 444], 256, 300, 420)
+    [192, 384]
+    """
+    return [s for s in starts if s <= hi and s + tile >= lo]
+
+
 def ramp(n: int) -> np.ndarray:
     """Raised-cosine ramp of ``n`` weights rising towards 1: ``0.5 - 0.5 cos(pi (i+1) / (n+1))``.
 
@@ -155,6 +164,24 @@ class TileGrid:
                         wx = axis_weights(self.tile, self.overlap, self.margin, left, right)
                         out[(top, left, bottom, right)] = np.outer(wy, wx)
         return out
+
+    @classmethod
+    def over(
+        cls, height: int, width: int, tile: int, overlap: int, margin: int, area: shapely.Geometry
+    ) -> TileGrid:
+        """The grid restricted to the tiles meeting ``area`` (pixel coordinates); only the rows
+        and columns of tiles that meet its bounding box are laid out, so a small area of a huge
+        raster costs what the area costs."""
+        rows, cols = (tile_starts(n, tile, tile - overlap) for n in (height, width))
+        x0, y0, x1, y1 = area.bounds
+        tiles = tuple(
+            Tile(r, c, r == 0, c == 0, r == rows[-1], c == cols[-1])
+            for r in starts_meeting(rows, tile, y0, y1)
+            for c in starts_meeting(cols, tile, x0, x1)
+        )
+        if not tiles:
+            raise ValueError("the area of interest does not meet the raster")
+        return cls(height, width, tile, overlap, margin, tiles).select(area)
 
     def select(self, area: shapely.Geometry) -> TileGrid:
         """The grid restricted to tiles meeting ``area``, a geometry in pixel coordinates."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import shapely
 import torch
 from affine import Affine
 from click.testing import CliRunner, Result
@@ -29,6 +30,7 @@ from rasterio.crs import CRS
 from rasterio.rpc import RPC
 from rasterio.warp import transform as transform_points
 
+from geo_p2p.raster import RenderError
 from geo_p2p.render import Translator
 from geo_p2p.tiling import tile_starts
 
@@ -402,3 +404,35 @@ def test_interrupted_render_leaves_nothing(tmp_path: Path, out: Path, signum: in
     assert proc.returncode == 1, stderr
     assert "Error: interrupted" in stderr and "Traceback" not in stderr
     assert not list(out.parent.iterdir())
+
+
+def test_a_small_aoi_of_a_huge_raster_lays_out_only_its_tiles(
+    tmp_path: Path, model_dir: Path, monkeypatch
+) -> None:
+    """A 400,000 px square raster (a VRT over a small GeoTIFF) with a 100 m --aoi: the grid
+    and the --max-tiles count cover the area, not the 3 million tiles of the whole raster."""
+    from geo_p2p import tiling
+
+    write_raster(tmp_path / "small.tif", image(300, 300), transform=utm(1.0))
+    vrt = tmp_path / "huge.vrt"
+    sources = "".join(
+        f"<VRTRasterBand dataType='Byte' band='{b}'><SimpleSource>"
+        f"<SourceFilename relativeToVRT='1'>small.tif</SourceFilename>"
+        f"<SourceBand>{b}</SourceBand><DstRect xOff='0' yOff='0' xSize='300' ySize='300'/>"
+        "</SimpleSource></VRTRasterBand>"
+        for b in (1, 2, 3)
+    )
+    vrt.write_text(
+        "<VRTDataset rasterXSize='400000' rasterYSize='400000'>"
+        f"<SRS>EPSG:32615</SRS><GeoTransform>{ORIGIN[0]}, 1, 0, {ORIGIN[1]}, 0, -1"
+        f"</GeoTransform>{sources}</VRTDataset>"
+    )
+    x, y = ORIGIN
+    aoi = shapely.box(x + 50, y - 150, x + 150, y - 50).wkt
+    made, tile = [], tiling.Tile
+    monkeypatch.setattr(tiling, "Tile", lambda *args: made.append(args) or tile(*args))
+    translator = Translator.load(model_dir, device="cpu")
+    with pytest.raises(RenderError, match="more than --max-tiles"):
+        translator.plan(vrt, resolution="native")
+    job = translator.job(vrt, resolution="native", aoi=aoi, estimate=False)
+    assert 0 < job.plan.tiles == len(job.grid.tiles) and len(made) < 100
