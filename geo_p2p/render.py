@@ -498,13 +498,12 @@ class Translator:
         translated; blocks that none of them reaches are not handed on. Returns the numbers of
         tiles translated and worked through.
         """
-        grid = self.grid(source.height, source.width)
-        for part in (area.pixels if area is not None else None, region):
-            if part is not None:
-                try:
-                    grid = grid.select(part)
-                except ValueError:  # no model tile meets it: nothing to translate
-                    return 0, 0
+        try:
+            grid = self.grid(source.height, source.width, None if area is None else area.pixels)
+            if region is not None:
+                grid = grid.select(region)
+        except (RenderError, ValueError):  # no model tile meets them: nothing to translate
+            return 0, 0
         cache = gdal_cache_bytes(source, self.tile, self.strip_width)
         with rasterio.Env(GDAL_CACHEMAX=cache, **GDAL_OPTIONS):
             read = functools.partial(_raster_tiles, source, grid, area)
