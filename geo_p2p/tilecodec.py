@@ -2,7 +2,7 @@
 
 PNG tiles are written here rather than by Pillow: Pillow tries all five PNG row filters on every
 row, which costs more than the compression itself. One "up" filter (each row less the row above,
-computed for the whole tile at once) and zlib level 1 encode a 256 px map tile about 2.8 times as
+computed for the whole tile at once) and zlib level 1 encode a 256 px map tile about 2.4 times as
 fast for 3 % more bytes (``benchmarks/tiles_speed.py``, benchmarks/README.md). The files are
 plain PNG (PNG specification, ISO/IEC 15948: signature, IHDR, one IDAT, IEND).
 """
