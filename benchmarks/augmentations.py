@@ -61,6 +61,7 @@ def main() -> None:
                 device="cpu",
                 amp=args.amp,
                 seed=args.seed,
+                command=_command(args, run, RECIPES[name]),
                 **{**options, **RECIPES[name]},  # type: ignore[arg-type]
             )
             tick = time.perf_counter()
@@ -69,7 +70,7 @@ def main() -> None:
         models[name] = run / "model"
 
     header = f"{'':<26}" + "".join(
-        f"{name + ':' + c:>20}" for name, _ in map(_split, args.eval) for c in COLUMNS
+        f"{name + ':' + c:>24}" for name, _ in map(_split, args.eval) for c in COLUMNS
     )
     print(header)
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -82,9 +83,20 @@ def main() -> None:
                 translator, files, data_gsd=dataset_gsd(folder, files), progress=False
             )
             results.setdefault(name, {})[set_name] = scores
-            row += "".join(f"{scores[c]:>20.4f}" for c in COLUMNS)
+            row += "".join(f"{scores[c]:>24.4f}" for c in COLUMNS)
         print(row, flush=True)
         (args.out / "scores.json").write_text(json.dumps(results, indent=1) + "\n")
+
+
+def _command(args: argparse.Namespace, run: Path, recipe: dict[str, object]) -> str:
+    """The ``geo-p2p train`` command that makes the same run (for its model card)."""
+    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in recipe.items()]
+    amp = ["--amp"] if args.amp else []
+    return " ".join(
+        ["geo-p2p train", args.train, "-o", str(run), "--init", args.model, "--device cpu"]
+        + amp
+        + [f"--seed {args.seed}", f"--max-steps {args.steps}", *flags]
+    )
 
 
 def _split(spec: str) -> tuple[str, tuple[str, int | None]]:
