@@ -156,6 +156,20 @@ def parse_load_size(
     "Zooming out needs halves larger than --tile.",
 )
 @click.option(
+    "--oversample",
+    metavar="CLASS[:FACTOR]",
+    help="Draw training pairs with replacement, pair i with weight 1 + FACTOR x its target's "
+    "share of map CLASS / the mean share (land, road, water, park or highway, by nearest "
+    "palette colour; FACTOR default 4): 'highway' draws a pair with the average highway share "
+    "5 times as often as one without. Reproducible from the seed, like the shuffle.",
+)
+@click.option(
+    "--l1-class-weight",
+    metavar="CLASS[:WEIGHT]",
+    help="Target pixels of map CLASS (as for --oversample) weigh WEIGHT (default 5) in the L1 "
+    "loss, the others 1.",
+)
+@click.option(
     "--skip-bad",
     is_flag=True,
     help="Leave out unreadable or non-pair images with a warning instead of stopping.",

@@ -18,6 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
+from .metrics import CLASS_NAMES, classify
 from .mosaic import u8_to_signed
 
 log = logging.getLogger(__name__)
@@ -240,21 +241,71 @@ class PairDataset(Dataset):
         return to_tensor(a), to_tensor(b)
 
 
+def parse_class_factor(spec: str, default: float) -> tuple[str, float]:
+    """``"CLASS[:FACTOR]"`` (a map class of :data:`~geo_p2p.metrics.CLASS_NAMES`) -> (class,
+    factor); ValueError (one line) when it is not."""
+    name, _, factor = spec.partition(":")
+    try:
+        value = float(factor) if factor else default
+    except ValueError:
+        value = math.nan
+    if name not in CLASS_NAMES or not value >= 0:
+        raise ValueError(
+            f"{spec!r} is not CLASS[:FACTOR] with CLASS one of {', '.join(CLASS_NAMES)} and "
+            "FACTOR a number >= 0"
+        )
+    return name, value
+
+
+def class_shares(
+    files: Sequence[Path], name: str, direction: str = "AtoB", step: int = 4
+) -> np.ndarray:
+    """Share of each pair's target pixels (every ``step``-th row and column) whose nearest
+    palette colour (:func:`~geo_p2p.metrics.classify`) is of class ``name``."""
+    index = CLASS_NAMES.index(name)
+    return np.array(
+        [
+            (classify(np.asarray(load_pair(p, direction)[1])[::step, ::step]) == index).mean()
+            for p in files
+        ]
+    )
+
+
+def oversampling_weights(shares: np.ndarray, factor: float) -> np.ndarray:
+    """Drawing weight per pair: ``1 + factor * share / mean share``, so a pair holding the
+    class at its mean share is drawn ``1 + factor`` times as often as one without it (all 1
+    when no pair holds it)."""
+    mean = float(shares.mean())
+    return 1 + factor * shares / mean if mean > 0 else np.ones_like(shares)
+
+
 class EpochSampler(Sampler):
     """Yields ``(epoch, index)`` keys in a shuffled order fixed by ``(seed, epoch)``.
 
     ``start`` skips the first keys of the epoch (to resume mid-epoch); ``rank``/``world`` give each
-    distributed process its own share of the order.
+    distributed process its own share of the order. With ``weights`` (one per pair) an epoch is
+    ``n`` draws with replacement, pair i with probability ``weights[i] / sum(weights)``.
     """
 
     def __init__(
-        self, n: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1
+        self,
+        n: int,
+        seed: int,
+        epoch: int,
+        start: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.n, self.seed, self.epoch, self.start = n, seed, epoch, start
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.weights = rank, world, weights
 
     def order(self) -> list[int]:
-        perm = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n)
+        rng = np.random.default_rng([self.seed, self.epoch, 7])
+        if self.weights is None:
+            perm = rng.permutation(self.n)
+        else:
+            perm = rng.choice(self.n, self.n, p=self.weights / self.weights.sum())
         usable = self.n - self.n % self.world  # every process takes the same number of steps
         return perm[:usable].tolist()[self.rank :: self.world]
 

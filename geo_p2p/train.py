@@ -43,11 +43,15 @@ from .data import (
     EpochSampler,
     PairDataset,
     check_pairs,
+    class_shares,
     dataset_gsd,
     find_pairs,
+    oversampling_weights,
+    parse_class_factor,
 )
 from .device import cuda_autocast_dtype, resolve_device
 from .finetune import Parent, warn_if_mismatched
+from .metrics import CLASS_NAMES, classify
 from .mosaic import signed_to_u8
 from .nets import (
     InferenceStats,
@@ -62,6 +66,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 N_SAMPLES = 4
+OVERSAMPLE_FACTOR = 4.0
+L1_CLASS_WEIGHT = 5.0
 
 
 @dataclass
@@ -101,6 +107,12 @@ class TrainConfig:
     colour_jitter: float = 0.0
     scale_jitter: float = 1.0
     """Augmentations: see :class:`~geo_p2p.data.Augment`."""
+    oversample: str | None = None
+    """``"CLASS[:FACTOR]"``: draw pairs with replacement, weighted by their target's share of
+    that map class (:func:`~geo_p2p.data.oversampling_weights`; FACTOR default 4)."""
+    l1_class_weight: str | None = None
+    """``"CLASS[:WEIGHT]"``: target pixels of that map class weigh WEIGHT (default 5) in the
+    L1 loss, the others 1."""
     command: str = ""
 
     def augment(self) -> Augment:
@@ -146,6 +158,20 @@ class Trainer:
             if getattr(config, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         self.parent = Parent.read(config.init) if config.init is not None else None
+        self.weights = None
+        if config.oversample is not None:
+            name, factor = parse_class_factor(config.oversample, OVERSAMPLE_FACTOR)
+            shares = class_shares(self.train_files, name, config.direction)
+            self.weights = oversampling_weights(shares, factor)
+            log.info(
+                "oversampling %s: %.1f %% of the target pixels, in %.0f %% of the pairs",
+                name,
+                100 * shares.mean(),
+                100 * (shares > 0).mean(),
+            )
+        self.l1_class = None
+        if config.l1_class_weight is not None:
+            self.l1_class = parse_class_factor(config.l1_class_weight, L1_CLASS_WEIGHT)
         if self.parent is not None:
             self.parent.check(config.ngf, config.ndf, config.tile)
             warn_if_mismatched(self.parent, config.direction, config.gsd)
@@ -274,6 +300,11 @@ class Trainer:
                     if cfg.augment() != Augment()
                     else {}
                 ),
+                **{
+                    k: getattr(cfg, k)
+                    for k in ("oversample", "l1_class_weight")
+                    if getattr(cfg, k) is not None
+                },
                 "command": cfg.command,
                 "wall_time_s": round(self.wall_time, 1),
                 "device": self.device_name(),
@@ -313,7 +344,7 @@ class Trainer:
         with self.autocast():
             pred = self.D(torch.cat([a, fake], 1))
             loss_gan = bce(pred, torch.ones_like(pred))
-            loss_l1 = F.l1_loss(fake.float(), b.float())
+            loss_l1 = self.l1_loss(fake.float(), b.float())
             loss_g = loss_gan + self.cfg.lambda_l1 * loss_l1
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
@@ -322,6 +353,18 @@ class Trainer:
         for p in self.D.parameters():
             p.requires_grad_(True)
         return {"G_gan": loss_gan.item(), "L1": loss_l1.item(), "D": loss_d.item()}
+
+    def l1_loss(self, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean absolute error; with ``l1_class_weight``, the target pixels of that class
+        (nearest palette colour) weigh more."""
+        if self.l1_class is None:
+            return F.l1_loss(fake, target)
+        name, weight = self.l1_class
+        n, _, h, w = target.shape
+        rgb = signed_to_u8(target.detach().cpu().numpy()).transpose(0, 2, 3, 1)
+        hit = classify(np.ascontiguousarray(rgb).reshape(n * h, w, 3)) == CLASS_NAMES.index(name)
+        weights = 1 + (weight - 1) * torch.from_numpy(hit).view(n, 1, h, w).to(target)
+        return ((fake - target).abs() * weights).mean()
 
     def loader(self) -> DataLoader:
         workers = self.cfg.workers
@@ -334,6 +377,7 @@ class Trainer:
             self.step_in_epoch * self.cfg.batch_size,
             self.rank,
             self.world,
+            self.weights,
         )
         return DataLoader(
             self.dataset,
