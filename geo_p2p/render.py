@@ -766,9 +766,14 @@ def _model_input(
     data: np.ndarray, valid: np.ndarray, keep: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pad a clipped window to a full tile: (3, size, size) uint8 with invalid pixels filled and
-    mirrored beyond the raster, and ``keep`` (the pixels to output) padded with False."""
+    mirrored beyond the raster, and ``keep`` (the pixels to output) padded with False.
+
+    Invalid pixels take the mean colour of the tile's valid ones: a model with per-tile
+    statistics (the bundled one) then sees statistics close to the valid part's, where a fixed
+    grey shifted the colours of whole tiles along no-data edges (the web tiles' edges)."""
     if not valid.all():
-        data = np.where(valid, data, np.uint8(NODATA_FILL))
+        fill = data[:, valid].mean(axis=1) if valid.any() else np.full(3, NODATA_FILL)
+        data = np.where(valid, data, fill.round().astype(np.uint8)[:, None, None])
     _, h, w = data.shape
     if (h, w) != (size, size):
         data = np.pad(data, ((0, 0), (0, size - h), (0, size - w)), mode="symmetric")

@@ -395,3 +395,17 @@ def test_translate_rejects_bad_arrays() -> None:
         identity().translate(np.zeros((10, 10), np.uint8))
     with pytest.raises(RenderError, match="overlap"):
         Translator(IDENTITY, tile=32, overlap=40)
+
+
+def test_no_data_is_filled_with_the_mean_colour_of_the_tile() -> None:
+    from geo_p2p.render import _model_input
+
+    data = np.zeros((3, 4, 6), np.uint8)
+    data[:, :, :3] = np.array([10, 100, 200], np.uint8)[:, None, None]
+    data[0, 0, 0] = 14  # mean of band 1: 10.4 over the 12 valid pixels -> 10
+    valid = np.zeros((4, 6), bool)
+    valid[:, :3] = True
+    tile, keep = _model_input(data, valid, valid, 8)
+    assert tile.shape == (3, 8, 8) and keep.shape == (8, 8) and keep.sum() == 12
+    np.testing.assert_array_equal(tile[:, 1, 3:6], [[10] * 3, [100] * 3, [200] * 3])
+    np.testing.assert_array_equal(tile[:, :4, :3], data[:, :, :3])
