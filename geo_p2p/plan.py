@@ -16,7 +16,7 @@ from typing import Any
 import shapely
 
 from .raster import RenderError, Resolution, Source
-from .tiling import starts_meeting, tile_starts
+from .tiling import grid_starts
 
 MAX_UPSAMPLING = 4.0
 """``--resolution auto`` refuses outputs with more than this many times the input's pixels per
@@ -124,10 +124,7 @@ def grid_tiles(
 ) -> int:
     """How many model tiles cover ``height`` x ``width`` px (those meeting the bounding box of
     ``area``, in pixels, if given), counted without laying them out."""
-    rows, cols = (tile_starts(n, tile, tile - overlap) for n in (height, width))
-    if area is not None:
-        x0, y0, x1, y1 = area.bounds
-        rows, cols = starts_meeting(rows, tile, y0, y1), starts_meeting(cols, tile, x0, x1)
+    rows, cols = grid_starts(height, width, tile, overlap, area)
     return len(rows) * len(cols)
 
 

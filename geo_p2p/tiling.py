@@ -60,13 +60,21 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     return [i * stride for i in range(n - 1)] + [length - tile]
 
 
-def starts_meeting(starts: list[int], tile: int, lo: float, hi: float) -> list[int]:
-    """The window starts of ``starts`` whose ``tile`` pixels meet the span ``[lo, hi]``.
+def grid_starts(
+    height: int, width: int, tile: int, overlap: int, area: shapely.Geometry | None = None
+) -> tuple[list[int], list[int]]:
+    """Row and column starts of the tiles over a ``height x width`` raster; only those meeting
+    the bounding box of ``area`` (pixel coordinates), if given.
 
-    >>> starts_meeting([0, 192, 384, 444], 256, 300, 420)
-    [192, 384]
+    >>> grid_starts(700, 700, 256, 64, shapely.box(300, 0, 420, 10))
+    ([0], [192, 384])
     """
-    return [s for s in starts if s <= hi and s + tile >= lo]
+    rows, cols = (tile_starts(n, tile, tile - overlap) for n in (height, width))
+    if area is not None:
+        x0, y0, x1, y1 = area.bounds
+        rows = [r for r in rows if r <= y1 and r + tile >= y0]
+        cols = [c for c in cols if c <= x1 and c + tile >= x0]
+    return rows, cols
 
 
 def ramp(n: int) -> np.ndarray:
@@ -111,6 +119,16 @@ class Tile:
     right: bool
 
 
+def _tiles(
+    height: int, width: int, tile: int, rows: list[int], cols: list[int]
+) -> tuple[Tile, ...]:
+    """The tiles at ``rows`` x ``cols``, flagged where they lie on the raster's edges."""
+    last_row, last_col = max(height - tile, 0), max(width - tile, 0)
+    return tuple(
+        Tile(r, c, r == 0, c == 0, r == last_row, c == last_col) for r in rows for c in cols
+    )
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Overlapping square windows covering a ``height x width`` raster, in row-major order.
@@ -135,11 +153,8 @@ class TileGrid:
                 f"margin must be 0 to half the overlap ({self.overlap // 2} px), got {self.margin}"
             )
         if not self.tiles:
-            rows = tile_starts(self.height, self.tile, self.tile - self.overlap)
-            cols = tile_starts(self.width, self.tile, self.tile - self.overlap)
-            tiles = tuple(
-                Tile(r, c, r == 0, c == 0, r == rows[-1], c == cols[-1]) for r in rows for c in cols
-            )
+            starts = grid_starts(self.height, self.width, self.tile, self.overlap)
+            tiles = _tiles(self.height, self.width, self.tile, *starts)
             object.__setattr__(self, "tiles", tiles)
 
     def __len__(self) -> int:
@@ -172,13 +187,7 @@ class TileGrid:
         """The grid restricted to the tiles meeting ``area`` (pixel coordinates); only the rows
         and columns of tiles that meet its bounding box are laid out, so a small area of a huge
         raster costs what the area costs."""
-        rows, cols = (tile_starts(n, tile, tile - overlap) for n in (height, width))
-        x0, y0, x1, y1 = area.bounds
-        tiles = tuple(
-            Tile(r, c, r == 0, c == 0, r == rows[-1], c == cols[-1])
-            for r in starts_meeting(rows, tile, y0, y1)
-            for c in starts_meeting(cols, tile, x0, x1)
-        )
+        tiles = _tiles(height, width, tile, *grid_starts(height, width, tile, overlap, area))
         if not tiles:
             raise ValueError("the area of interest does not meet the raster")
         return cls(height, width, tile, overlap, margin, tiles).select(area)
