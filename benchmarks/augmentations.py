@@ -20,7 +20,7 @@ from pathlib import Path
 from geo_p2p.data import dataset_gsd
 from geo_p2p.evaluate import evaluate, evaluation_files
 from geo_p2p.finetune import unset_to_defaults
-from geo_p2p.render import Translator
+from geo_p2p.render.translator import Translator
 from geo_p2p.train import TrainConfig, train
 
 RECIPES: dict[str, dict[str, object]] = {

@@ -18,7 +18,7 @@ from pathlib import Path
 from geo_p2p.card import load_card, save_card
 from geo_p2p.data import dataset_gsd, list_images
 from geo_p2p.evaluate import ConstantImage, evaluate, evaluation_files, median_colour
-from geo_p2p.render import Translator
+from geo_p2p.render.translator import Translator
 
 COLUMNS = [
     "rmse",

@@ -2,10 +2,10 @@
 
 Each aerial half of the maps validation pairs (600 px) is mirrored into a seamless 1200 px square,
 cropped to a whole number of tile strides, translated tile by tile with blending, and scored with
-:func:`geo_p2p.tiling.seam_score` at the grid's stride (the seams) and at a stride 16 px longer
-(the noise floor: the generator's transposed convolutions leave patterns of period 2, 4, 8 and 16
-px, which fold alike at both strides, so "seams" equal to "floor" means no visible grid). Without
-``--model``, a randomly initialised ngf-16 U-Net with per-tile normalisation stands in for a
+:func:`geo_p2p.render.tiling.seam_score` at the grid's stride (the seams) and at a stride 16 px
+longer (the noise floor: the generator's transposed convolutions leave patterns of period 2, 4, 8
+and 16 px, which fold alike at both strides, so "seams" equal to "floor" means no visible grid).
+Without ``--model``, a randomly initialised ngf-16 U-Net with per-tile normalisation stands in for a
 trained generator (its per-tile statistics make tile borders plainly visible).
 
     python benchmarks/seams.py [--model DIR] [--images 16] [--data ../shared/data]
@@ -23,7 +23,7 @@ from PIL import Image
 
 from geo_p2p import Translator
 from geo_p2p.nets import UNetGenerator, init_weights, set_inference_stats
-from geo_p2p.tiling import seam_score
+from geo_p2p.render.tiling import seam_score
 
 TILE = 256
 CONFIGS = [(0, 0), (32, 0), (32, 8), (64, 0), (64, 8), (64, 16), (96, 0), (96, 16), (96, 24)]

@@ -28,8 +28,8 @@ from render_memory import build_raster  # benchmarks/ is on the path when run as
 
 from geo_p2p import Translator
 from geo_p2p.allocator import keep_freed_memory
-from geo_p2p.tilecodec import encode_png
 from geo_p2p.webtiles import CIRCUMFERENCE, WEB_TILE, make_tiles, mercator_resolution
+from geo_p2p.webtiles.codec import encode_png
 
 
 def timed(fn) -> float:

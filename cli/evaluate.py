@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .options import device_option, fail_cleanly
+from . import options as o
 
 
 @click.command()
@@ -29,33 +29,17 @@ from .options import device_option, fail_cleanly
 @click.option(
     "--limit", type=click.IntRange(1), help="Score only the first N pairs (sorted by name)."
 )
-@click.option(
-    "--direction",
-    type=click.Choice(["AtoB", "BtoA"]),
-    default=None,
-    help="Which half is the input [default: the model card's].",
-)
-@click.option(
-    "--gsd",
-    type=float,
-    default=None,
-    help="Ground resolution of the pair images, m/px [default: DATA/dataset.json, or 0.9 for "
-    "1200x600 maps pairs]; inputs are resampled to the model's. Unknown: resized to one tile.",
-)
-@click.option(
-    "--inference-stats",
-    type=click.Choice(["running", "tile"]),
-    default=None,
-    help="Override the BatchNorm statistics the model card chooses.",
-)
-@click.option("--batch-size", default=8, show_default=True, help="Tiles per forward pass.")
-@device_option
+@o.direction("the model card's")
+@o.gsd
+@o.inference_stats("the model card's")
+@o.batch_size()
+@o.device
 @click.option(
     "--write-card",
     is_flag=True,
     help="Store the metrics in the model card (metrics[DATA name]).",
 )
-@fail_cleanly
+@o.reports_errors("evaluate")
 def evaluate(
     model: Path,
     data: Path,
@@ -73,16 +57,21 @@ def evaluate(
 
     DATA holds side-by-side A|B images (directly, or in DATA/val). Prints L1, PSNR, SSIM, the
     literature's RMSE and acc@5/acc@10, and the map-class IoU (land, road, water, park,
-    highway) with its mean; all are computed at 256x256.
+    highway) with its mean; all are computed at 256x256. The pairs are resampled to the
+    model's ground resolution (from --gsd; unknown: each half resized to one tile).
     """
     from geo_p2p.card import load_card, save_card
     from geo_p2p.data import dataset_gsd
+    from geo_p2p.errors import RenderError
     from geo_p2p.evaluate import evaluate as run_evaluation
     from geo_p2p.evaluate import evaluation_files
     from geo_p2p.metrics import format_table
-    from geo_p2p.render import Translator
+    from geo_p2p.render.translator import Translator
 
-    card = load_card(model)
+    try:
+        card = load_card(model)
+    except (FileNotFoundError, ValueError) as e:
+        raise RenderError(str(e), "MODEL") from e
     files = evaluation_files(data)[:limit]
     translator = Translator.load(
         model,

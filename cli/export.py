@@ -7,18 +7,15 @@ from pathlib import Path
 import click
 
 from geo_p2p.export import OPSET, export_model
-from geo_p2p.render import RenderError
 
-from .options import fail_cleanly
+from . import options as o
 
 
 @click.command(short_help="Export a generator to ONNX (for onnxruntime, Deepness, GeoDeep).")
 @click.argument("model_dir", required=False, type=click.Path(exists=True, file_okay=False))
-@click.option(
-    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="ONNX file to write."
-)
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@fail_cleanly
+@o.output("ONNX file to write.", required=True, type=click.Path(dir_okay=False))
+@o.overwrite
+@o.reports_errors("export")
 def export(model_dir: str | None, output: str, overwrite: bool) -> None:
     """Export the generator of MODEL_DIR (default: the bundled model) to an ONNX file.
 
@@ -29,10 +26,5 @@ def export(model_dir: str | None, output: str, overwrite: bool) -> None:
     Opset 17, dynamic batch size; input and output (N, 3, tile, tile) float32 RGB in
     [-1, 1]; the model card's facts and Deepness's keys as metadata. Needs the onnx extra.
     """
-    try:
-        path = export_model(Path(model_dir) if model_dir else None, output, overwrite=overwrite)
-    except RenderError as e:
-        if e.param:
-            raise click.BadParameter(str(e), param_hint=e.param) from None
-        raise click.ClickException(str(e)) from None
+    path = export_model(Path(model_dir) if model_dir else None, output, overwrite=overwrite)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {OPSET})")

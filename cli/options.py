@@ -1,10 +1,17 @@
-"""Options and error handling shared by the subcommands."""
+"""The registry of the options the subcommands share, their callbacks, and the one way every
+command reports bad input (as ``rio``'s options module serves all of its commands).
+
+Each option is defined once here; a command takes it by name (``@options.bands``). Options whose
+help differs by command (``-o/--output``, ``--batch-size``) are factories with one definition of
+the flag, its type and checks.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import logging
+import math
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -12,15 +19,115 @@ from typing import Any, TypeVar
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[F], F]
 
-device_option = click.option(
+
+# Callbacks: values checked and parsed once, for every command that takes them.
+
+
+def _numbers(value: str | None, kind: type) -> tuple | None:
+    if value is None:
+        return None
+    try:
+        return tuple(kind(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+
+
+def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+    return _numbers(value, int)
+
+
+def _scale(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+    scale = _numbers(value, float)
+    if scale is not None and len(scale) != 2:
+        raise click.BadParameter(f"expected MIN,MAX, got {value!r}")
+    return scale
+
+
+def _resolution(ctx: click.Context, param: click.Parameter, value: str) -> str | float:
+    if value in ("auto", "native"):
+        return value
+    try:
+        metres = float(value)
+    except ValueError:
+        metres = math.nan
+    if not (math.isfinite(metres) and metres > 0):
+        raise click.BadParameter(f"expected auto, native or metres per pixel, got {value!r}")
+    return metres
+
+
+def _creation_options(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> dict[str, str]:
+    options = {}
+    for item in value:
+        name, sep, setting = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}")
+        options[name.strip()] = setting.strip()
+    return options
+
+
+# Inputs and outputs.
+
+raster_input = click.argument("input", type=click.Path(exists=True, dir_okay=False))
+
+
+def output(help: str, **kwargs: Any) -> Decorator:
+    """``-o/--output``: what a command writes (``help`` says what it is)."""
+    kwargs.setdefault("type", click.Path())
+    return click.option("-o", "--output", help=help, **kwargs)
+
+
+overwrite = click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+model_dir = click.option(
+    "--model",
+    type=click.Path(exists=True, file_okay=False),
+    help="Model directory from 'geo-p2p train' (default: the bundled model).",
+)
+
+# Reading the input.
+
+bands = click.option(
+    "--bands", callback=_bands, metavar="R,G,B", help="1 or 3 band numbers, e.g. 1,2,3."
+)
+scale = click.option(
+    "--scale", callback=_scale, metavar="MIN,MAX", help="Input values mapped to 0 and 255."
+)
+resolution = click.option(
+    "--resolution",
+    default="auto",
+    metavar="auto|native|M",
+    show_default=True,
+    callback=_resolution,
+    help="auto (the model's ground resolution), native, or metres per pixel.",
+)
+aoi = click.option("--aoi", metavar="FILE|WKT", help="Polygon limiting the work (GeoJSON or WKT).")
+allow_ungeoreferenced = click.option(
+    "--allow-ungeoreferenced", is_flag=True, help="Translate a raster without CRS or transform."
+)
+
+# The tile layout and the model's run.
+
+overlap = click.option("--overlap", type=click.IntRange(0), help="Tile overlap in pixels [tile/8].")
+margin = click.option("--margin", type=click.IntRange(0), help="Tile border discarded [tile/32].")
+
+
+def batch_size(help: str = "Tiles per forward pass.", default: int = 8) -> Decorator:
+    """``--batch-size``: how many tiles (or pairs) go through the model at once."""
+    return click.option(
+        "--batch-size", default=default, show_default=True, type=click.IntRange(1), help=help
+    )
+
+
+device = click.option(
     "--device",
     default="auto",
     show_default=True,
     help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
 )
-
-precision_option = click.option(
+precision = click.option(
     "--precision",
     default="auto",
     show_default=True,
@@ -30,17 +137,81 @@ precision_option = click.option(
 )
 
 
-class InputError(click.ClickException):
-    """A problem with the user's input or options, printed as one line ("Error: ...") without
-    the usage text; exit status 2, as click's own option errors."""
+def direction(default: str) -> Decorator:
+    """``--direction``: which half of a pair image is the input (``default`` says what applies
+    when it is not given)."""
+    return click.option(
+        "--direction",
+        type=click.Choice(["AtoB", "BtoA"]),
+        default=None,
+        help=f"AtoB: left half -> right half (aerial -> map for the maps pairs) [default: "
+        f"{default}].",
+    )
 
-    exit_code = 2
 
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(f"Invalid value for {param}: {message}" if param else message)
+def inference_stats(default: str) -> Decorator:
+    """``--inference-stats``: the BatchNorm statistics a model uses at inference."""
+    return click.option(
+        "--inference-stats",
+        type=click.Choice(["running", "tile"]),
+        default=None,
+        help="BatchNorm statistics at inference: running averages, or each tile's own (as in "
+        f"training at batch size 1) [default: {default}].",
+    )
 
 
-def dry_run_options(what: str) -> Callable[[F], F]:
+gsd = click.option(
+    "--gsd",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Ground resolution of the pair images as stored, metres per pixel [default: "
+    "DATA/dataset.json, or 0.9 for 1200x600 pix2pix maps pairs].",
+)
+
+# Writing a GeoTIFF.
+
+alpha = click.option(
+    "--alpha", is_flag=True, help="No-data as an alpha band, not an internal mask."
+)
+cog = click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF with overviews.")
+creation_options = click.option(
+    "--co",
+    "creation_options",
+    multiple=True,
+    callback=_creation_options,
+    metavar="NAME=VALUE",
+    help="GDAL creation option (repeatable); the default output is COMPRESS=ZSTD, ZSTD_LEVEL=1, "
+    "PREDICTOR=2 (COMPRESS=DEFLATE for readers without ZSTD).",
+)
+quicklook = click.option(
+    "--quicklook",
+    type=click.Path(dir_okay=False),
+    metavar="PNG",
+    help="Also write a small input | output preview.",
+)
+
+# Guards and plans.
+
+
+def force(what: str) -> Decorator:
+    """``--force``: accept ``what`` (a coarse input turned into invented detail)."""
+    return click.option("--force", is_flag=True, help=what)
+
+
+def max_tiles(what: str) -> Decorator:
+    """``--max-tiles``: refuse ``what`` of more tiles than this."""
+    from geo_p2p.render.options import DEFAULT_MAX_TILES
+
+    return click.option(
+        "--max-tiles",
+        default=DEFAULT_MAX_TILES,
+        show_default=True,
+        type=click.IntRange(1),
+        help=f"Refuse {what} of more model tiles than this.",
+    )
+
+
+def dry_run(what: str) -> Decorator:
     """``--dry-run`` (print the plan of ``what``, write nothing) and ``--json`` beside it."""
 
     def add(command: F) -> F:
@@ -62,35 +233,69 @@ def check_dry_run(dry_run: bool, as_json: bool) -> None:
         raise click.BadParameter("--json goes with --dry-run", param_hint="--json")
 
 
-def fail_cleanly(command: F) -> F:
-    """Turn the library's errors into one-line messages (exit 1), and Ctrl-C or SIGTERM
-    (see :func:`terminate_as_interrupt`) into "interrupted" once the outputs are cleaned up.
+# Errors, interruption and the libraries' log lines: the same for every command.
 
-    With ``geo-p2p -v`` the full traceback is shown instead, for debugging.
-    """
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+class InputError(click.ClickException):
+    """A problem with the user's input or options, printed as one line ("Error: ...") without
+    the usage text; exit status 2, as click's own option errors."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(f"Invalid value for {param}: {message}" if param else message)
+
+
+def reports_errors(verb: str) -> Decorator:
+    """Every command's error handling, in one line each: bad input (the library's RenderError)
+    names the option at fault, exit status 2; I/O and GDAL errors as ``VERB failed: ...``;
+    Ctrl-C or SIGTERM (see :func:`terminate_as_interrupt`) as "interrupted" once the outputs
+    are cleaned up; anything else as unexpected, with the way to the traceback. With
+    ``geo-p2p -v`` all but bad input show the full traceback instead, for debugging."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _one_line_errors(verb):
+                return command(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@contextlib.contextmanager
+def _one_line_errors(verb: str) -> Iterator[None]:
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    from geo_p2p.errors import RenderError
+
+    debugging = logging.getLogger().isEnabledFor(logging.DEBUG)
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except RenderError as e:
+        raise InputError(str(e), e.param) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted") from None
+    except (OSError, RasterioError, CPLE_BaseError) as e:  # GDAL's word, in one line
+        if debugging:
             raise
-        except (OSError, ValueError, RuntimeError) as e:
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                raise
-            raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
-        except KeyboardInterrupt:
-            raise click.ClickException("interrupted") from None
-        except Exception as e:  # a bug: still one line, and the way to the traceback
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                raise
-            first = str(e).splitlines()[0] if str(e) else ""
-            raise click.ClickException(
-                f"unexpected {type(e).__name__} ({first}): run 'geo-p2p -v ...' for the "
-                "traceback, and please report it"
-            ) from e
-
-    return wrapper  # type: ignore[return-value]
+        raise click.ClickException(f"{verb} failed: {' '.join(str(e).split())}") from None
+    except (ValueError, RuntimeError) as e:
+        if debugging:
+            raise
+        raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
+    except Exception as e:  # a bug: still one line, and the way to the traceback
+        if debugging:
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise click.ClickException(
+            f"unexpected {type(e).__name__} ({first}): run 'geo-p2p -v ...' for the "
+            "traceback, and please report it"
+        ) from e
 
 
 def terminate_as_interrupt() -> None:
@@ -103,18 +308,14 @@ def terminate_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-@contextlib.contextmanager
-def as_click_errors(verb: str) -> Iterator[None]:
-    """Turn the library's RenderError into a one-line :class:`InputError` naming the option at
-    fault, and I/O and GDAL errors into ``VERB failed: ...``."""
-    from rasterio._err import CPLE_BaseError
-    from rasterio.errors import RasterioError
+QUIET_LOGGERS = ("rasterio", "distributed")
+"""Libraries whose INFO lines say nothing to a user (GDAL's errors arrive as ours; a local Dask
+cluster's "Received 'close-stream'", "Lost all workers"): shown with ``geo-p2p -v`` only."""
 
-    from geo_p2p.raster import RenderError
 
-    try:
-        yield
-    except RenderError as e:
-        raise InputError(str(e), e.param) from None
-    except (OSError, RasterioError, CPLE_BaseError) as e:  # GDAL's word, in one line
-        raise click.ClickException(f"{verb} failed: {' '.join(str(e).split())}") from None
+def quiet_libraries() -> None:
+    """Raise the libraries' log level to warnings unless ``-v`` asked for debugging detail."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        return
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

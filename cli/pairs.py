@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
 
-from .options import fail_cleanly
+from . import options as o
 
 
 @click.command()
 @click.argument("aerial", type=click.Path(path_type=Path))
 @click.argument("map_raster", metavar="MAP", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
+@o.output(
+    "Folder to create: train/ and val/ pair PNGs and dataset.json.",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Folder to create: train/ and val/ pair PNGs and dataset.json.",
 )
 @click.option(
     "--gsd",
@@ -46,10 +43,10 @@ from .options import fail_cleanly
     type=click.FloatRange(0, 1),
     help="Skip windows with less than this share of valid pixels in either raster.",
 )
-@click.option("--aoi", metavar="FILE|WKT", help="Polygon limiting the pairs (GeoJSON or WKT).")
+@o.aoi
 @click.option("--seed", default=0, show_default=True, help="Seed of the choice of val blocks.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
-@fail_cleanly
+@o.overwrite
+@o.reports_errors("pairs")
 def pairs(aerial: Path, map_raster: Path, output: Path, **options: object) -> None:
     """Cut side-by-side AERIAL | MAP pair images for `geo-p2p train` from two rasters.
 
@@ -59,6 +56,5 @@ def pairs(aerial: Path, map_raster: Path, output: Path, **options: object) -> No
     """
     from geo_p2p.pairs import make_pairs
 
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        logging.getLogger("rasterio").setLevel(logging.WARNING)
+    o.quiet_libraries()
     click.echo(str(make_pairs(aerial, map_raster, output, **options)))  # type: ignore[arg-type]

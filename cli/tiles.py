@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
-from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
-from geo_p2p.render import Translator
-from geo_p2p.webtiles import DEFAULT_ATTRIBUTION, MAX_ZOOM, make_tiles, plan_tiles
+from geo_p2p.render.options import MAX_UPSAMPLING
+from geo_p2p.webtiles import DEFAULT_ATTRIBUTION, MAX_ZOOM
 
-from .options import (
-    as_click_errors,
-    check_dry_run,
-    device_option,
-    dry_run_options,
-    fail_cleanly,
-    precision_option,
-)
-from .render import _bands, _scale
+from . import options as o
 
 
 def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -37,13 +28,9 @@ def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
 
 
 @click.command(short_help="Translate a raster into a web map: XYZ folder, MBTiles, PMTiles.")
-@click.argument("input", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(),
-    help="A folder (z/x/y tiles, tilejson.json, index.html), *.mbtiles or *.pmtiles.",
+@o.raster_input
+@o.output(
+    "A folder (z/x/y tiles, tilejson.json, index.html), *.mbtiles or *.pmtiles.", required=True
 )
 @click.option(
     "--zoom",
@@ -62,44 +49,28 @@ def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
     help="Tile format (jpeg: no transparency where there is no data).",
 )
 @click.option("--map", "is_map", is_flag=True, help="INPUT is already a map: only tile it.")
-@click.option(
-    "--model",
-    type=click.Path(exists=True, file_okay=False),
-    help="Model directory from 'geo-p2p train' (default: the bundled model).",
-)
+@o.model_dir
 @click.option(
     "--with-input/--no-input",
     default=None,
     help="Also tile the input, for the viewer's swipe [with a folder, when translating].",
 )
 @click.option("--attribution", default=DEFAULT_ATTRIBUTION, show_default=True)
-@click.option("--bands", callback=_bands, metavar="R,G,B", help="1 or 3 band numbers, e.g. 1,2,3.")
-@click.option(
-    "--scale", callback=_scale, metavar="MIN,MAX", help="Input values mapped to 0 and 255."
-)
-@click.option("--aoi", metavar="FILE|WKT", help="Polygon limiting the tiles (GeoJSON or WKT).")
-@click.option(
-    "--batch-size", default=8, show_default=True, type=click.IntRange(1), help="Tiles per pass."
-)
-@device_option
-@precision_option
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@o.bands
+@o.scale
+@o.aoi
+@o.batch_size()
+@o.device
+@o.precision
+@o.overwrite
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (same settings).")
-@dry_run_options("zooms, tiles per zoom, model tiles, time estimated from a rate measured here")
-@click.option(
-    "--force",
-    is_flag=True,
-    help=f"Accept a default max zoom more than {MAX_UPSAMPLING:g} times finer than the input "
-    "(refused otherwise: a coarse input, mostly invented detail).",
+@o.dry_run("zooms, tiles per zoom, model tiles, time estimated from a rate measured here")
+@o.force(
+    f"Accept a default max zoom more than {MAX_UPSAMPLING:g} times finer than the input "
+    "(refused otherwise: a coarse input, mostly invented detail)."
 )
-@click.option(
-    "--max-tiles",
-    default=DEFAULT_MAX_TILES,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Refuse pyramids of more web tiles or model tiles than this.",
-)
-@fail_cleanly
+@o.max_tiles("Refuse pyramids of more web tiles or model tiles than this.")
+@o.reports_errors("tiles")
 def tiles(
     input: str,
     output: str,
@@ -108,9 +79,10 @@ def tiles(
     batch_size: int,
     device: str,
     precision: str,
+    resume: bool,
     dry_run: bool,
     as_json: bool,
-    **options: object,
+    **options: Any,
 ) -> None:
     """Translate the raster INPUT once, at the highest zoom, into a web map tile pyramid.
 
@@ -120,27 +92,25 @@ def tiles(
     geo-p2p tiles map.tif --map -o map.pmtiles
     geo-p2p tiles area.tif -o web/ --dry-run
     """
-    check_dry_run(dry_run, as_json)
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        logging.getLogger("rasterio").setLevel(logging.WARNING)
-    with as_click_errors("tiles"):
-        translator = None
-        if is_map:
-            if model:
-                raise click.BadParameter(
-                    "--map tiles INPUT as it is: drop --model", param_hint="--model"
-                )
-        else:
-            translator = Translator.load(
-                Path(model) if model else None,
-                batch_size=batch_size,
-                device=device,
-                precision=precision,
+    from geo_p2p.render.translator import Translator
+    from geo_p2p.webtiles import TilesOptions, make_tiles, plan_tiles
+
+    o.check_dry_run(dry_run, as_json)
+    o.quiet_libraries()
+    tiles_options = TilesOptions(**options)
+    translator = None
+    if is_map:
+        if model:
+            raise click.BadParameter(
+                "--map tiles INPUT as it is: drop --model", param_hint="--model"
             )
-        if dry_run:
-            for key in ("attribution", "overwrite", "resume"):
-                del options[key]
-            plan = plan_tiles(input, output, translator, **options).plan  # type: ignore[arg-type]
-            click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
-        else:
-            make_tiles(input, output, translator, **options)  # type: ignore[arg-type]
+    else:
+        path = Path(model) if model else None
+        translator = Translator.load(
+            path, batch_size=batch_size, device=device, precision=precision
+        )
+    if dry_run:
+        plan = plan_tiles(input, output, translator, tiles_options).plan
+        click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
+    else:
+        make_tiles(input, output, translator, tiles_options, resume=resume)

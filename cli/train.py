@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import device_option, fail_cleanly
+from . import options as o
 
 
 def parse_load_size(
@@ -23,13 +23,14 @@ def parse_load_size(
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--out",
+@o.output(
+    "Run directory: checkpoint, logs, samples and the trained model (in RUN/model).",
     type=click.Path(path_type=Path),
     default=Path("runs/geo-p2p"),
     show_default=True,
-    help="Run directory: checkpoint, logs, samples and the trained model (in RUN/model).",
+)
+@click.option(
+    "--out", "out_alias", type=click.Path(path_type=Path), hidden=True, help="Old name of -o."
 )
 @click.option(
     "--resume",
@@ -44,12 +45,7 @@ def parse_load_size(
     "bundled model with 'default'. Unset architecture options then take its values, crops "
     "are native, and the schedule is 5 + 5 epochs at --lr 5e-5.",
 )
-@click.option(
-    "--direction",
-    type=click.Choice(["AtoB", "BtoA"]),
-    default=None,
-    help="AtoB: left half -> right half (aerial -> map for the maps pairs) [default: AtoB].",
-)
+@o.direction("AtoB")
 @click.option("--ngf", type=click.IntRange(1), help="Generator width [default: 64, the paper's].")
 @click.option(
     "--ndf", type=click.IntRange(1), help="Discriminator width [default: 64, the paper's]."
@@ -77,17 +73,11 @@ def parse_load_size(
     help="Further epochs over which the learning rate decays linearly to zero "
     "[default: 100; 5 with --init].",
 )
-@click.option(
-    "--batch-size",
-    default=1,
-    type=click.IntRange(1),
-    show_default=True,
-    help="Pairs per step (paper: 1).",
-)
+@o.batch_size("Pairs per step (paper: 1).", default=1)
 @click.option("--lr", type=float, help="Adam learning rate [default: 2e-4; 5e-5 with --init].")
 @click.option("--lambda-l1", default=100.0, show_default=True, help="Weight of the L1 loss.")
 @click.option("--seed", default=0, show_default=True, help="Seed of weights, order and jitter.")
-@device_option
+@o.device
 @click.option(
     "--amp/--no-amp",
     default=None,
@@ -117,20 +107,8 @@ def parse_load_size(
 @click.option(
     "--max-steps", type=click.IntRange(1), default=None, help="Stop after this many steps in all."
 )
-@click.option(
-    "--gsd",
-    type=float,
-    default=None,
-    help="Ground resolution of the pair images as stored, metres per pixel [default: "
-    "DATA/dataset.json, or 0.9 for 1200x600 pix2pix maps pairs]. Recorded in the model card "
-    "so that render resamples rasters to what the model saw.",
-)
-@click.option(
-    "--inference-stats",
-    type=click.Choice(["running", "tile"]),
-    help="BatchNorm statistics the saved model uses at inference: running averages, or each "
-    "tile's own (as in training at batch size 1) [default: running; the initial model's].",
-)
+@o.gsd
+@o.inference_stats("running; with --init, the initial model's")
 @click.option(
     "--dihedral",
     is_flag=True,
@@ -174,13 +152,16 @@ def parse_load_size(
     is_flag=True,
     help="Leave out unreadable or non-pair images with a warning instead of stopping.",
 )
-@fail_cleanly
-def train(data: Path, out: Path, resume: Path | None, **options: object) -> None:
+@o.reports_errors("train")
+def train(
+    data: Path, output: Path, out_alias: Path | None, resume: Path | None, **options: object
+) -> None:
     """Train a pix2pix model on the side-by-side A|B pair images in DATA.
 
     DATA holds the pairs directly, or in train/ (and optionally val/, used for the sample
     grids) subfolders, as the pix2pix datasets do. The result is RUN/model, a model
-    directory that `geo-p2p render --model` and `geo-p2p evaluate` take. Ctrl-C saves a
+    directory that `geo-p2p render --model` and `geo-p2p evaluate` take; its card records the
+    --gsd, so that render resamples rasters to what the model saw. Ctrl-C saves a
     checkpoint; --resume RUN continues it. Multi-GPU: torchrun --nproc_per_node N
     -m geo_p2p_cli.main train DATA ...
     """
@@ -188,14 +169,16 @@ def train(data: Path, out: Path, resume: Path | None, **options: object) -> None
     from geo_p2p.train import TrainConfig, resume_config
     from geo_p2p.train import train as run_training
 
+    out = out_alias or output
     if resume is not None:
         keep = {k: options[k] for k in ("max_steps", "device", "workers")}
         config = resume_config(resume, data=str(data), out=str(resume), **keep)
     else:
         if (out / "checkpoint.pt").exists():
-            raise click.UsageError(
+            raise o.InputError(
                 f"{out} already holds a run: pass --resume {out} to continue it, or choose "
-                "another -o/--out"
+                "another output",
+                "-o/--output",
             )
         given = unset_to_defaults(options, options["init"])  # type: ignore[arg-type]
         config = TrainConfig(data=str(data), out=str(out), **given)

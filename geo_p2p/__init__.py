@@ -9,7 +9,7 @@ __all__ = ["ModelCard", "Translator", "load_model", "save_model", "__version__"]
 
 if TYPE_CHECKING:
     from .card import ModelCard, load_model, save_model
-    from .render import Translator
+    from .render.translator import Translator
 
 
 def __getattr__(name: str) -> Any:
@@ -19,7 +19,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(card, name)
     if name == "Translator":
-        from .render import Translator
+        from .render.translator import Translator
 
         return Translator
     raise AttributeError(f"module 'geo_p2p' has no attribute {name!r}")

@@ -20,7 +20,8 @@ from shapely import affinity
 from shapely.errors import GEOSException
 from shapely.geometry import mapping, shape
 
-from .raster import RenderError, Source
+from .errors import RenderError
+from .raster import Source
 
 
 def parse_aoi(spec: str) -> tuple[shapely.Geometry, CRS | None]:

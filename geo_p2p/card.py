@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save
 
+from .files import atomic_write_bytes
 from .nets import InferenceStats, UNetGenerator, levels_for_tile, set_inference_stats
 
 WEIGHTS_FILE = "generator.safetensors"
@@ -54,22 +53,6 @@ class ModelCard:
         if self.architecture != "unet":
             raise ValueError(f"unsupported architecture {self.architecture!r}")
         return UNetGenerator(ngf=self.ngf, levels=levels_for_tile(self.tile))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files readable by their owner only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(

@@ -18,8 +18,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
+from .errors import DataError
 from .metrics import CLASS_NAMES, classify
-from .mosaic import u8_to_signed
+from .render.mosaic import u8_to_signed
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,6 @@ PAIR_TOLERANCE_PX = 4
 MAPS_PAIR_SIZE = (1200, 600)
 MAPS_GSD = 0.9
 """Ground resolution of the pix2pix "maps" pairs at their native 600 px (Google zoom 17, 40.7 N)."""
-
-
-class DataError(ValueError):
-    """A data folder or pair image that training cannot use."""
 
 
 @dataclass(frozen=True)

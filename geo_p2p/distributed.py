@@ -6,7 +6,9 @@ are restarted). Each task carries the model's :class:`~geo_p2p.regions.ModelSpec
 arrays or modules, and returns the region's pixels. The client keeps a bounded window of regions
 submitted and not yet written, so its memory does not grow with the raster, and yields them in
 output order. A task that raises is retried; a region whose worker dies is recomputed elsewhere
-(Dask's ``distributed.scheduler.allowed-failures``). Example::
+(Dask's ``distributed.scheduler.allowed-failures``). :class:`DaskRegions` is the executor;
+it renders regions with the same :func:`~geo_p2p.run.executors.render_region` as this process
+does. Example::
 
     from geo_p2p.distributed import dask_client, dask_compute
     from geo_p2p.regions import ModelSpec, render_regions
@@ -23,9 +25,12 @@ import uuid
 from collections.abc import Iterator
 
 from .aoi import AreaOfInterest
-from .raster import RenderError, Source
-from .regions import Compute, ModelSpec, RegionResult, render_region
-from .tiling import Strip
+from .errors import RenderError
+from .raster import Source
+from .regions import ModelSpec
+from .render.planner import Job
+from .render.tiling import Strip, TileGrid
+from .run.executors import RegionExecutor, RegionResult, region_grid, render_region
 
 try:
     from distributed import (
@@ -75,11 +80,11 @@ class TranslatorPlugin(WorkerPlugin):
 
 
 def _render_task(
-    plugin: str, source: Source, area: AreaOfInterest | None, region: Strip
+    plugin: str, source: Source, area: AreaOfInterest | None, grid: TileGrid, region: Strip
 ) -> RegionResult:
     """A Dask task: render ``region`` with the translator of the worker's plugin ``plugin``."""
     translator = get_worker().plugins[plugin].translator  # type: ignore[attr-defined]
-    return render_region(translator, source, area, region)
+    return render_region(translator.engine, source, area, grid, region)
 
 
 @contextlib.contextmanager
@@ -112,17 +117,24 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         yield client
 
 
-def dask_compute(client: Client, model: ModelSpec) -> Compute:
+def dask_compute(client: Client, model: ModelSpec) -> DaskRegions:
     """Regions rendered on ``client``'s cluster with the model ``model`` (which every worker
-    must be able to load: a model directory on a shared path, or the bundled model).
+    must be able to load: a model directory on a shared path, or the bundled model)."""
+    return DaskRegions(client, model)
+
+
+class DaskRegions(RegionExecutor):
+    """Regions as tasks on ``client``'s cluster, with ``model`` loaded once per worker.
 
     Tasks ask for one ``GPU`` resource each when ``model.device`` is CUDA, so that GPU workers
     (``dask worker --resources GPU=1``) take one region at a time.
     """
 
-    def compute(
-        source: Source, area: AreaOfInterest | None, parts: list[Strip]
-    ) -> Iterator[RegionResult]:
+    def __init__(self, client: Client, model: ModelSpec) -> None:
+        self.client, self.model = client, model
+
+    def regions(self, job: Job, parts: list[Strip]) -> Iterator[RegionResult]:
+        client = self.client
         try:
             client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
         except TimeoutError as e:
@@ -130,11 +142,11 @@ def dask_compute(client: Client, model: ModelSpec) -> Compute:
                 f"the Dask cluster has no workers after {WORKERS_TIMEOUT_S} s: start some",
                 "--scheduler",
             ) from e
-        plugin = TranslatorPlugin(model)
+        plugin = TranslatorPlugin(self.model)
         client.register_plugin(plugin)
         threads = sum(client.nthreads().values())
         window = max(2, REGIONS_PER_THREAD * threads)
-        resources = {"GPU": 1} if model.device.startswith("cuda") else None
+        resources = {"GPU": 1} if self.model.device.startswith("cuda") else None
         futures = as_completed(loop=client.loop)
         pending: dict[str, tuple[int, Future]] = {}
         ready: dict[int, RegionResult] = {}
@@ -142,12 +154,14 @@ def dask_compute(client: Client, model: ModelSpec) -> Compute:
         try:
             while written < len(parts):
                 while submitted < len(parts) and submitted - written < window:
+                    region = parts[submitted]
                     future = client.submit(
                         _render_task,
                         plugin.name,
-                        source,
-                        area,
-                        parts[submitted],
+                        job.source,
+                        job.area,
+                        region_grid(job.grid, region),
+                        region,
                         key=f"{plugin.name}-region-{submitted}",
                         retries=RETRIES,
                         resources=resources,
@@ -166,5 +180,3 @@ def dask_compute(client: Client, model: ModelSpec) -> Compute:
             client.cancel([future for _, future in pending.values()])
             with contextlib.suppress(Exception):  # the workers may be gone already
                 client.unregister_worker_plugin(plugin.name)
-
-    return compute

@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .data import DataError, list_images, load_pair
+from .data import list_images, load_pair
+from .errors import DataError
 from .metrics import MetricAccumulator
-from .mosaic import u8_to_signed
-from .render import Translator
+from .render.mosaic import u8_to_signed
+from .render.translator import Translator
 
 
 def evaluation_files(folder: str | Path) -> list[Path]:

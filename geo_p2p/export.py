@@ -26,11 +26,11 @@ from typing import Any
 import torch
 
 from . import __version__
-from .card import DEFAULT_MODEL_DIR, ModelCard, atomic_write_bytes, load_model
+from .card import DEFAULT_MODEL_DIR, ModelCard, load_model
+from .errors import RenderError
+from .files import atomic_write_bytes, check_output
 from .fusion import fuse_batchnorm
-from .geotiff import check_output
-from .raster import RenderError
-from .tiling import default_overlap
+from .render.tiling import default_overlap
 
 OPSET = 17
 """ONNX opset of the export: onnxruntime 1.12 and later run it."""

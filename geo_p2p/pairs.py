@@ -11,7 +11,6 @@ at the end.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
@@ -26,24 +25,29 @@ from pathlib import Path
 import numpy as np
 import shapely
 from PIL import Image
-from rasterio.enums import Resampling
 from shapely import affinity
 from tqdm import tqdm
 
 from .aoi import AreaOfInterest, pixel_geometry
+from .errors import RenderError
+from .files import check_output
 from .raster import (
     NODATA_FILL,
-    RasterReader,
-    RenderError,
     Source,
-    ground_scale,
     inspect_source,
+    onto_grid,
     open_quietly,
+    require_georeferencing,
 )
+from .reader import RasterReader
 
 log = logging.getLogger(__name__)
 
 DATASET_FILE = "dataset.json"
+GEOREFERENCING_NEEDED = (
+    "pairs need both rasters georeferenced (gdal_translate -a_srs / -a_ullr, or a world file "
+    "with a .prj)"
+)
 BLOCK_WINDOWS = 4
 """Side of a split block, in windows: validation blocks are this many window sides across."""
 
@@ -105,12 +109,14 @@ def make_pairs(
         raise RenderError("the window size must be at least 32 px and the stride positive")
     if not 0 <= val_fraction < 1:
         raise RenderError(f"--val-fraction must be in [0, 1), got {val_fraction}", "--val-fraction")
-    _check_destination(out, overwrite)
+    check_output(out, overwrite=overwrite, empty_folder_ok=True)
     for path, param in ((aerial, "AERIAL"), (map_raster, "MAP")):
-        _check_georeferenced(path, param)
+        require_georeferencing(path, GEOREFERENCING_NEEDED, param)
     grid = inspect_source(aerial, resolution=gsd if gsd is not None else "native")
-    ground_gsd = gsd if gsd is not None else _ground_gsd(grid)
-    map_source = _on_grid(inspect_source(map_raster, resolution="native"), grid)
+    assert grid.crs is not None and grid.transform is not None
+    ground_gsd = gsd if gsd is not None else grid.ground_resolution()
+    map_native = inspect_source(map_raster, resolution="native")
+    map_source = onto_grid(map_native, grid.crs, grid.transform, grid.width, grid.height)
     footprint, area = _footprint(map_source, grid, size)
     region = AreaOfInterest(aoi, grid) if aoi else None
 
@@ -155,52 +161,6 @@ def make_pairs(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return PairsSummary(counts["train"], counts["val"], skipped, ground_gsd, out)
-
-
-def _check_destination(out: Path, overwrite: bool) -> None:
-    if not out.parent.is_dir():
-        raise RenderError(f"folder {out.parent} does not exist", "--output")
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise RenderError(f"{out} exists: pass --overwrite to replace it", "--output")
-
-
-def _check_georeferenced(path: str | Path, param: str) -> None:
-    if not Path(path).exists() and "://" not in str(path):
-        raise RenderError(f"{path} does not exist", param)
-    with open_quietly(path) as src:
-        if src.crs is None or src.transform.is_identity:
-            missing = "coordinate reference system" if src.crs is None else "geotransform"
-            raise RenderError(
-                f"{path} has no {missing}: pairs need both rasters georeferenced "
-                "(gdal_translate -a_srs / -a_ullr, or a world file with a .prj)",
-                param,
-            )
-
-
-def _ground_gsd(grid: Source) -> float:
-    """Metres on the ground per pixel of ``grid`` (mean of x and y)."""
-    mx, my = ground_scale(grid.crs, grid.transform, grid.width, grid.height)
-    return (abs(grid.transform.a) * mx + abs(grid.transform.e) * my) / 2
-
-
-def _on_grid(source: Source, grid: Source) -> Source:
-    """``source`` read through a WarpedVRT onto ``grid`` (averaged when it is finer)."""
-    own = (
-        abs(source.transform.a)
-        * ground_scale(source.crs, source.transform, source.width, source.height)[0]
-    )
-    finer = (
-        own
-        < abs(grid.transform.a) * ground_scale(grid.crs, grid.transform, grid.width, grid.height)[0]
-    )
-    return dataclasses.replace(
-        source,
-        crs=grid.crs,
-        transform=grid.transform,
-        width=grid.width,
-        height=grid.height,
-        resampling=Resampling.average if finer else Resampling.bilinear,
-    )
 
 
 def _footprint(map_source: Source, grid: Source, size: int) -> tuple[AreaOfInterest, tuple]:

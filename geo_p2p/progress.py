@@ -8,8 +8,6 @@ import time
 
 from tqdm import tqdm
 
-from .plan import duration
-
 log = logging.getLogger("geo_p2p")
 
 LOG_EVERY_S = 10.0
@@ -63,3 +61,19 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self._bar.close()
+
+
+def duration(seconds: float) -> str:
+    """A duration in words, to two units.
+
+    >>> duration(42.3), duration(3725), duration(2 * 86400 + 7200)
+    ('42 s', '1 h 2 min', '2 days 2 h')
+    """
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} days {s % 86400 // 3600} h"

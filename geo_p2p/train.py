@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .card import ModelCard, atomic_write_bytes, save_model
+from .card import ModelCard, save_model
 from .data import (
     Augment,
     DataError,
@@ -50,9 +50,9 @@ from .data import (
     parse_class_factor,
 )
 from .device import cuda_autocast_dtype, resolve_device
+from .files import atomic_write_bytes
 from .finetune import Parent, warn_if_mismatched
 from .metrics import CLASS_NAMES, classify
-from .mosaic import signed_to_u8
 from .nets import (
     InferenceStats,
     PatchDiscriminator,
@@ -61,6 +61,7 @@ from .nets import (
     levels_for_tile,
     set_inference_stats,
 )
+from .render.mosaic import signed_to_u8
 
 log = logging.getLogger(__name__)
 

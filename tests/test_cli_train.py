@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -48,6 +49,14 @@ def test_train_then_resume(tmp_path) -> None:
     assert card.training["steps"] == 3
 
 
+def test_output_is_dash_o_output_and_the_old_out_still_works(tmp_path) -> None:
+    result = run("train", str(PAIRS), "--out", str(tmp_path / "old"), "--max-steps", "1", *TINY)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "old" / "model" / "card.json").is_file()
+    usage = run("train", "--help").output
+    assert "-o, --output" in usage and not re.search(r"^\s+--out\b", usage, re.M)
+
+
 def test_bad_input_is_one_line(tmp_path) -> None:
     (tmp_path / "bad.jpg").write_text("no image")
     for data, message in [
@@ -55,13 +64,13 @@ def test_bad_input_is_one_line(tmp_path) -> None:
         (tmp_path, "bad.jpg: not a readable image"),
     ]:
         result = run("train", str(data), "-o", str(tmp_path / "r"), *TINY)
-        assert result.exit_code == 1
+        assert result.exit_code == 2  # bad input, as for every command
         assert message in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
     result = run("train", str(PAIRS), "--load-size", "big")
     assert result.exit_code == 2 and "'native'" in result.output
     result = run("train", str(PAIRS), "-o", str(tmp_path / "r"), *TINY, "--load-size", "24")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "32 px training crop does not fit in 600 px halves resized to 24 px" in result.output
     result = run("train", str(PAIRS), "--save-every", "0")
     assert result.exit_code == 2 and "--save-every" in result.output

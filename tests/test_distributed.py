@@ -51,21 +51,21 @@ class Saboteur(distributed.WorkerPlugin):
         self.folder, self.raise_at, self.kill_at = folder, raise_at, kill_at
 
     def setup(self, worker: object) -> None:
-        from geo_p2p.render import Translator
+        from geo_p2p.render.engine import InferenceEngine
 
-        original = Translator._call
+        original = InferenceEngine._infer
         calls = [0]
         folder, raise_at, kill_at = self.folder, self.raise_at, self.kill_at
 
-        def call(translator: Translator, x):  # noqa: ANN202
+        def infer(engine: InferenceEngine, *args):  # noqa: ANN202
             calls[0] += 1
             if calls[0] == raise_at and claim(folder / "raised"):
                 raise RuntimeError("a task that fails once")
             if calls[0] == kill_at and claim(folder / "killed"):
                 os._exit(1)  # the worker process dies mid-region
-            return original(translator, x)
+            return original(engine, *args)
 
-        Translator._call = call  # type: ignore[method-assign]
+        InferenceEngine._infer = infer  # type: ignore[method-assign]
 
 
 def plain_render(model_dir: Path, src: Path, dst: Path) -> None:
@@ -101,3 +101,20 @@ def test_failed_task_and_dead_worker_do_not_change_the_output(
         client.unregister_worker_plugin("saboteur")
     assert (tmp_path / "raised").exists() and (tmp_path / "killed").exists()
     assert_same_output(plain, on_cluster)
+
+
+def test_cli_cluster_render_logs_only_its_own_lines(model_dir: Path, tmp_path: Path) -> None:
+    """``--workers``: the plan, progress and summary; none of Dask's own INFO lines (closing
+    streams, losing workers, the scheduler closing) unless ``-v``."""
+    import subprocess
+    import sys
+
+    src = mosaic_raster(tmp_path / "in.tif", 300, 400)
+    args = [str(src), "-o", str(tmp_path / "map.tif"), "--model", str(model_dir)]
+    command = [sys.executable, "-m", "geo_p2p_cli.main", "render", *args, "--workers", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("geo-p2p: plan:") and lines[-1].startswith("geo-p2p: rendered")
+    assert not [line for line in lines if "close-stream" in line or "worker" in line.lower()]
+    assert len(lines) <= 4, done.stderr

@@ -74,10 +74,10 @@ def test_cli_evaluate_errors(tmp_path) -> None:
     model = save_model(tmp_path / "m", UNetGenerator(ngf=4, levels=5), ModelCard(ngf=4, tile=32))
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(cli, ["evaluate", str(model), str(tmp_path / "empty")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no pair images" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["evaluate", str(tmp_path), str(PAIRS)])
-    assert result.exit_code == 1 and "not a model directory" in result.output
+    assert result.exit_code == 2 and "not a model directory" in result.output
 
 
 def test_cli_inference_stats_override_reaches_the_model(tmp_path) -> None:

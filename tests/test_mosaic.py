@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from geo_p2p.mosaic import BlockMosaic, signed_to_u8, u8_to_signed
-from geo_p2p.tiling import TileGrid
+from geo_p2p.render.mosaic import BlockMosaic, signed_to_u8, u8_to_signed
+from geo_p2p.render.tiling import TileGrid
 
 
 def assemble(grid: TileGrid, value, block=(16, 24)):

@@ -19,9 +19,9 @@ from geo_p2p_cli.render import render
 
 from geo_p2p import Translator
 from geo_p2p.card import DEFAULT_MODEL_DIR, ModelCard, load_model, save_model
+from geo_p2p.errors import RenderError
 from geo_p2p.export import OPSET, export_model
 from geo_p2p.nets import set_inference_stats
-from geo_p2p.raster import RenderError
 
 AREA = Path(__file__).parents[1] / "examples" / "area.tif"  # real orthophoto, 875 x 400
 TOLERANCE = 1e-5
@@ -136,7 +136,7 @@ def test_render_with_onnxruntime_equals_torch(model_dir: Path, tmp_path: Path) -
     outputs = {}
     for backend in ("torch", "onnxruntime"):
         t = Translator.load(model_dir, backend=backend, device="cpu")
-        assert t.backend is not None and t.backend.name == backend
+        assert t.engine.backend_for().name == backend
         t.render(AREA, tmp_path / f"{backend}.tif", resolution="native", progress=False)
         with rasterio.open(tmp_path / f"{backend}.tif") as ds:
             outputs[backend] = ds.read().astype(int)
@@ -159,16 +159,19 @@ def test_onnxruntime_output_does_not_depend_on_batch_size() -> None:
 
 @needs_onnx
 def test_auto_picks_a_backend_by_a_probe(model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    assert Translator.load(model_dir, device="cpu").backend.name == "torch"  # load's default
+    assert Translator.load(model_dir, device="cpu").engine.backend_for().name == "torch"
     t = Translator.load(model_dir, device="cpu", backend="auto")
-    assert t.backend is None  # chosen before the first batch
-    with caplog.at_level(logging.INFO, logger="geo_p2p.backends"):
-        t.prepare()
-    assert t.backend is not None and t.backend.name in ("torch", "onnxruntime")
-    assert f"backend auto: {t.backend.name} (torch " in caplog.text
+    with caplog.at_level(logging.INFO, logger="geo_p2p.render.backends"):
+        assert t.engine.backend_for(tiles=200).name == "torch"  # a small job: no probe
+        assert "backend auto" not in caplog.text
+        chosen = t.engine.backend_for()  # timed on the first large job
+    assert chosen.name in ("torch", "onnxruntime")
+    assert f"backend auto: {chosen.name} (torch " in caplog.text
+    assert t.engine.backend_for(tiles=10_000) is chosen  # and kept: later jobs do not change it
+    assert t.engine.backend_for(tiles=10).name == "torch"
     bf16 = Translator.load(model_dir, device="cpu", precision="bf16", backend="auto")
-    assert bf16.backend is not None and bf16.backend.name == "torch"  # onnxruntime runs fp32
-    assert Translator(tiny_unet(), tile=32).backend.name == "torch"  # the constructor's default
+    assert bf16.engine.backend_for().name == "torch"  # onnxruntime runs fp32
+    assert Translator(tiny_unet(), tile=32).engine.backend_for().name == "torch"  # the default
 
 
 @needs_onnx
@@ -187,12 +190,12 @@ def test_missing_extra_is_a_one_line_error(
     with pytest.raises(RenderError, match=r"pip install 'geo-p2p\[onnx\]'") as e:
         Translator.load(model_dir, backend="onnxruntime", device="cpu")
     assert e.value.param == "--backend"
-    assert Translator.load(model_dir, device="cpu").backend.name == "torch"  # auto: torch
+    assert Translator.load(model_dir, device="cpu").engine.backend_for().name == "torch"
     args = [str(AREA), "-o", str(tmp_path / "map.tif"), "--model", str(model_dir)]
     result = CliRunner().invoke(render, [*args, "--backend", "onnxruntime"])
     assert result.exit_code == 2 and "onnxruntime is not installed" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "map.tif").exists()
     monkeypatch.setitem(sys.modules, "onnx", None)
     result = CliRunner().invoke(export, [str(model_dir), "-o", str(tmp_path / "m.onnx")])
-    assert result.exit_code == 1 and result.output.startswith("Error: onnx is not installed")
+    assert result.exit_code == 2 and result.output.startswith("Error: onnx is not installed")
     assert len(result.output.strip().splitlines()) == 1

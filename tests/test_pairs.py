@@ -16,8 +16,8 @@ from PIL import Image, ImageFilter
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
 
+from geo_p2p.errors import RenderError
 from geo_p2p.pairs import Window, make_pairs, split_windows
-from geo_p2p.raster import RenderError
 
 SIDE = 320
 SIZE = 64

@@ -18,9 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_p2p import Translator
-from geo_p2p.raster import RenderError
-from geo_p2p.regions import ModelSpec, local_compute, render_region, render_regions
-from geo_p2p.tiling import TileGrid, regions
+from geo_p2p.errors import RenderError
+from geo_p2p.regions import ModelSpec, render_regions
+from geo_p2p.render.options import RenderOptions
+from geo_p2p.render.tiling import TileGrid, regions
+from geo_p2p.run.executors import LocalRegions, region_grid, render_region
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -95,12 +97,12 @@ def test_region_equals_the_window_of_the_single_process_render(
     Translator.load(model_dir, batch_size=5, device="cpu").render(src, whole, **options)
     rgb, mask = read(whole)
     translator = Translator.load(model_dir, batch_size=batch_size, device="cpu")
-    job = translator.job(src, tmp_path / "x.tif", **options)
+    job = translator.job(src, RenderOptions(**options), dst=tmp_path / "x.tif")
     source, area, grid = job.source, job.area, job.grid
     parts = regions(grid, 512)
     assert len(parts) == (4 if aoi else 6)
     for region in parts[::-1]:
-        result = render_region(translator, source, area, region)
+        result = render_region(translator.engine, source, area, region_grid(grid, region), region)
         rows = slice(region.top, region.bottom)
         cols = slice(region.start, region.stop)
         np.testing.assert_array_equal(result.mask, mask[rows, cols])
@@ -164,7 +166,7 @@ def test_interrupted_render_resumes_to_the_same_output(model_dir: Path, tmp_path
         text=True,
         timeout=TIMEOUT_S,
     )
-    assert other.returncode == 2 and "--overlap (was None, now 6)" in other.stderr, other.stderr
+    assert other.returncode == 2 and "--overlap (was 4, now 6)" in other.stderr, other.stderr
 
     resumed = subprocess.run(
         cli(*args, "--resume"), env=env, capture_output=True, text=True, timeout=TIMEOUT_S
@@ -189,16 +191,17 @@ def test_an_interrupted_render_leaves_nothing_unless_resumable(
     src = mosaic_raster(tmp_path / "in.tif", 600, 1100)
     spec = ModelSpec(str(model_dir), device="cpu")
 
-    def stopped_after_one(source, area, parts):  # noqa: ANN001, ANN202
-        yield from local_compute(spec.load())(source, area, parts[:1])
-        raise KeyboardInterrupt
+    class StoppedAfterOne(LocalRegions):
+        def regions(self, job, parts):  # noqa: ANN001, ANN202
+            yield from super().regions(job, parts[:1])
+            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         render_regions(
             spec,
             src,
             tmp_path / "map.tif",
-            compute=stopped_after_one,
+            compute=StoppedAfterOne(spec.load().engine),
             resume=resume,
             region_size=512,
             resolution="native",

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from geo_p2p import Translator
-from geo_p2p.raster import RenderError, inspect_source
-from geo_p2p.tiling import seam_score
+from geo_p2p.errors import RenderError
+from geo_p2p.raster import inspect_source
+from geo_p2p.render.tiling import seam_score
 
 IDENTITY = torch.nn.Identity()
 
@@ -168,10 +169,10 @@ def test_batches_that_would_change_the_output_run_tile_by_tile() -> None:
     image = np.random.default_rng(2).integers(0, 256, (70, 90, 3), np.uint8)
     t = Translator(BatchMixing(), tile=32, batch_size=5, device="cpu")
     np.testing.assert_array_equal(t.translate(image), image)
-    assert list(t._exact.values()) == [False]
+    assert list(t.engine._exact.values()) == [False]
     u = identity(batch_size=5)
     u.translate(image)
-    assert list(u._exact.values()) == [True]
+    assert list(u.engine._exact.values()) == [True]
 
 
 def padded_blur() -> torch.nn.Module:
@@ -398,7 +399,7 @@ def test_translate_rejects_bad_arrays() -> None:
 
 
 def test_no_data_is_filled_with_the_mean_colour_of_the_tile() -> None:
-    from geo_p2p.render import _model_input
+    from geo_p2p.render.stream import model_input as _model_input
 
     data = np.zeros((3, 4, 6), np.uint8)
     data[:, :, :3] = np.array([10, 100, 200], np.uint8)[:, None, None]

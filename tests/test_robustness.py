@@ -30,9 +30,10 @@ from rasterio.crs import CRS
 from rasterio.rpc import RPC
 from rasterio.warp import transform as transform_points
 
-from geo_p2p.raster import RenderError
-from geo_p2p.render import Translator
-from geo_p2p.tiling import tile_starts
+from geo_p2p.errors import RenderError
+from geo_p2p.render.options import RenderOptions
+from geo_p2p.render.tiling import tile_starts
+from geo_p2p.render.translator import Translator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -363,7 +364,7 @@ def test_dry_run_writes_nothing(tmp_path: Path, out: Path, model_dir: Path) -> N
 
 SLOW_CLI = """
 import sys, time, torch
-from geo_p2p.render import Translator
+from geo_p2p.render.translator import Translator
 from geo_p2p_cli.main import cli
 
 class Slow(torch.nn.Module):
@@ -411,7 +412,7 @@ def test_a_small_aoi_of_a_huge_raster_lays_out_only_its_tiles(
 ) -> None:
     """A 400,000 px square raster (a VRT over a small GeoTIFF) with a 100 m --aoi: the grid
     and the --max-tiles count cover the area, not the 3 million tiles of the whole raster."""
-    from geo_p2p import tiling
+    from geo_p2p.render import tiling
 
     write_raster(tmp_path / "small.tif", image(300, 300), transform=utm(1.0))
     vrt = tmp_path / "huge.vrt"
@@ -434,5 +435,5 @@ def test_a_small_aoi_of_a_huge_raster_lays_out_only_its_tiles(
     translator = Translator.load(model_dir, device="cpu")
     with pytest.raises(RenderError, match="more than --max-tiles"):
         translator.plan(vrt, resolution="native")
-    job = translator.job(vrt, resolution="native", aoi=aoi, estimate=False)
+    job = translator.job(vrt, RenderOptions(resolution="native", aoi=aoi), estimate=False)
     assert 0 < job.plan.tiles == len(job.grid.tiles) and len(made) < 100

@@ -10,16 +10,29 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import geo_p2p.mosaic
-import geo_p2p.pipeline
-import geo_p2p.plan
+import geo_p2p.grids
+import geo_p2p.progress
 import geo_p2p.raster
-import geo_p2p.tiling
-from geo_p2p.tiling import TileGrid, axis_weights, ramp, seam_score, tile_starts
+import geo_p2p.render.mosaic
+import geo_p2p.render.pipeline
+import geo_p2p.render.planner
+import geo_p2p.render.tiling
+import geo_p2p.webtiles.mercator
+from geo_p2p.render.tiling import TileGrid, axis_weights, ramp, seam_score, tile_starts
 
 
 @pytest.mark.parametrize(
-    "module", [geo_p2p.tiling, geo_p2p.mosaic, geo_p2p.pipeline, geo_p2p.plan, geo_p2p.raster]
+    "module",
+    [
+        geo_p2p.render.tiling,
+        geo_p2p.render.mosaic,
+        geo_p2p.render.pipeline,
+        geo_p2p.render.planner,
+        geo_p2p.raster,
+        geo_p2p.grids,
+        geo_p2p.progress,
+        geo_p2p.webtiles.mercator,
+    ],
 )
 def test_docstring_examples(module) -> None:
     assert doctest.testmod(module).failed == 0

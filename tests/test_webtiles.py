@@ -28,17 +28,18 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds, transform_geom
 
 from geo_p2p import Translator
-from geo_p2p.pyramid import quarter
-from geo_p2p.raster import RenderError
-from geo_p2p.tilecodec import decode_tile, encode_png
-from geo_p2p.webtiles import (
+from geo_p2p.errors import RenderError
+from geo_p2p.run.executors import StreamExecutor
+from geo_p2p.webtiles import make_tiles
+from geo_p2p.webtiles.codec import decode_tile, encode_png
+from geo_p2p.webtiles.mercator import (
     WEB_TILE,
     coverage,
     default_zooms,
-    make_tiles,
     mercator_resolution,
     zoom_for_resolution,
 )
+from geo_p2p.webtiles.pyramid import quarter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -192,11 +193,11 @@ def test_pyramid_holds_only_the_tiles_being_assembled(tmp_path, monkeypatch) -> 
     """Blocks are cut into tiles as they come: with 512 px strips (two tiles wide), only the two
     tiles of a strip's current row are ever held, of zoom 19's 30-odd; and only a few of the
     20-odd lower tiles wait for children at any time."""
-    from geo_p2p import pyramid, webtiles
+    from geo_p2p.webtiles import make, pyramid
 
     src = write_raster(tmp_path / "wide.tif", smooth_rgb(400, 600))
     held, parents = [], []
-    add, pass_up = webtiles.TileCutter.add, pyramid.Pyramid._pass_up
+    add, pass_up = make.TileCutter.write, pyramid.Pyramid._pass_up
 
     def counting(self, block) -> None:
         add(self, block)
@@ -206,7 +207,7 @@ def test_pyramid_holds_only_the_tiles_being_assembled(tmp_path, monkeypatch) -> 
         pass_up(self, *args)
         parents.append(len(self._open))
 
-    monkeypatch.setattr(webtiles.TileCutter, "add", counting)
+    monkeypatch.setattr(make.TileCutter, "write", counting)
     monkeypatch.setattr(pyramid.Pyramid, "_pass_up", counting_parents)
     translator = Translator(torch.nn.Identity(), tile=64, overlap=8, device="cpu", strip_width=512)
     make_tiles(src, tmp_path / "xyz", translator, zooms=(16, 19), with_input=False, progress=False)
@@ -392,20 +393,21 @@ def interrupt_after(monkeypatch, cls: type, tiles: int, zoom: int | None = None)
 
 @pytest.mark.parametrize("suffix", ["", ".mbtiles"])
 def test_resume_after_an_interruption_gives_the_same_tiles(utm, tmp_path, monkeypatch, suffix):
-    from geo_p2p import tilestores
+    from geo_p2p.webtiles.sqlite import MBTilesStore
+    from geo_p2p.webtiles.xyz import XYZDirectory
 
     translator = Translator(tiny_unet(), tile=32, device="cpu")  # borders and blending matter
     options = {"zooms": (16, 19), "with_input": False, "progress": False}
     whole, resumed = tmp_path / f"whole{suffix}", tmp_path / f"resumed{suffix}"
     translated = []
-    render_blocks = Translator.render_blocks
+    run = StreamExecutor.run
 
     def counting(self, *args, **kwargs):
-        translated.append(render_blocks(self, *args, **kwargs)[0])
+        translated.append(run(self, *args, **kwargs)[0])
 
-    monkeypatch.setattr(Translator, "render_blocks", counting)
+    monkeypatch.setattr(StreamExecutor, "run", counting)
     make_tiles(utm, whole, translator, **options)
-    cls = tilestores.XYZDirectory if not suffix else tilestores.MBTilesStore
+    cls = XYZDirectory if not suffix else MBTilesStore
     with monkeypatch.context() as patch:
         interrupt_after(patch, cls, 4, zoom=19)  # during the max zoom
         with pytest.raises(Interrupted):
@@ -427,7 +429,7 @@ def test_resume_after_an_interruption_gives_the_same_tiles(utm, tmp_path, monkey
 def test_resume_from_any_interruption_gives_the_same_tiles(utm, tmp_path, monkeypatch) -> None:
     """Lower zooms are written while the max zoom is cut: stopped after any number of tiles,
     a resume writes exactly the pyramid of an uninterrupted run."""
-    from geo_p2p import tilestores
+    from geo_p2p.webtiles.xyz import XYZDirectory
 
     options = {"zooms": (15, 19), "with_input": False, "progress": False}
     make_tiles(utm, tmp_path / "whole", identity(), **options)
@@ -435,7 +437,7 @@ def test_resume_from_any_interruption_gives_the_same_tiles(utm, tmp_path, monkey
     for stop in range(1, len(whole)):
         resumed = tmp_path / f"resumed{stop}"
         with monkeypatch.context() as patch:
-            interrupt_after(patch, tilestores.XYZDirectory, stop)
+            interrupt_after(patch, XYZDirectory, stop)
             with pytest.raises(Interrupted):
                 make_tiles(utm, resumed, identity(), **options)
         assert len(tile_set(resumed)) == stop
@@ -444,7 +446,7 @@ def test_resume_from_any_interruption_gives_the_same_tiles(utm, tmp_path, monkey
 
 
 def test_resume_after_the_max_zoom_runs_no_model(utm, tmp_path, monkeypatch) -> None:
-    from geo_p2p import tilestores
+    from geo_p2p.webtiles.xyz import XYZDirectory
 
     translator = Translator(tiny_unet(), tile=32, device="cpu")
     options = {"zooms": (16, 18), "with_input": False, "progress": False}
@@ -452,11 +454,11 @@ def test_resume_after_the_max_zoom_runs_no_model(utm, tmp_path, monkeypatch) -> 
     make_tiles(utm, whole, translator, **options)
     assert len(written(whole)[16]) == 1
     with monkeypatch.context() as patch:
-        interrupt_after(patch, tilestores.XYZDirectory, 0, zoom=16)  # the last tile: the bottom
+        interrupt_after(patch, XYZDirectory, 0, zoom=16)  # the last tile: the bottom
         with pytest.raises(Interrupted):
             make_tiles(utm, resumed, translator, **options)
     calls = []
-    monkeypatch.setattr(Translator, "render_blocks", lambda *args, **kw: calls.append(1))
+    monkeypatch.setattr(StreamExecutor, "run", lambda *args, **kw: calls.append(1))
     make_tiles(utm, resumed, translator, **options, resume=True)
     assert not calls
     assert tile_set(resumed) == tile_set(whole)
@@ -511,7 +513,7 @@ def test_cli_tiles_map_to_mbtiles_and_errors(utm, tmp_path, caplog) -> None:
         assert "Traceback" not in result.output
     plain = write_raster(tmp_path / "plain.tif", smooth_rgb(40, 40), None, None)
     result = runner.invoke(cli, ["tiles", str(plain), "-o", str(tmp_path / "p"), "--map"])
-    assert result.exit_code != 0 and "no georeferencing" in result.output
+    assert result.exit_code == 2 and "no coordinate reference system" in result.output
 
 
 def test_cli_tiles_translates_with_a_model(utm, model_dir, tmp_path, caplog) -> None:
@@ -558,7 +560,7 @@ def test_tiles_across_the_antimeridian_wrap_around(tmp_path, monkeypatch) -> Non
     the east side from 0 again), each the input warped independently to it; parents across
     the wrap; metadata with west > east; a resume; zooms that would wrap onto themselves
     refused."""
-    from geo_p2p import tilestores
+    from geo_p2p.webtiles.xyz import XYZDirectory
 
     transform = Affine(50, 0, 636000, 0, -50, 7215000)
     src = write_raster(tmp_path / "chukotka.tif", smooth_rgb(200, 200), "EPSG:32660", transform)
@@ -579,7 +581,7 @@ def test_tiles_across_the_antimeridian_wrap_around(tmp_path, monkeypatch) -> Non
     assert 179.8 < west < 180 and -180 < east < -179.8 and 64.9 < south < north < 65.1
     resumed = tmp_path / "resumed"
     with monkeypatch.context() as patch:
-        interrupt_after(patch, tilestores.XYZDirectory, 2)
+        interrupt_after(patch, XYZDirectory, 2)
         with pytest.raises(Interrupted):
             make_tiles(src, resumed, zooms=(9, 11), progress=False)
     make_tiles(src, resumed, zooms=(9, 11), progress=False, resume=True)

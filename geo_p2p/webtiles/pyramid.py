@@ -18,50 +18,19 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
-from .progress import Progress
-from .tilecodec import decode_tile, encode_tile
-from .tilestores import TileStore
+from ..progress import Progress
+from .codec import decode_tile, encode_tile
+from .mercator import WEB_TILE, TileRange
+from .stores import TileStore
 
-WEB_TILE = 256
 HALF = WEB_TILE // 2
 ENCODE_THREADS = min(4, os.cpu_count() or 1)
 """Threads encoding tiles: one PNG tile takes a few milliseconds, so one thread would hold back
 a fast model (a GPU), and more than four are rarely needed."""
-
-
-@dataclass(frozen=True)
-class TileRange:
-    """The tiles ``x0..x1`` by ``y0..y1`` (inclusive) of ``zoom``, in row-major order. Columns
-    from ``2 ** zoom`` on are past the antimeridian: the world's columns from 0 again."""
-
-    zoom: int
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    def __len__(self) -> int:
-        return self.columns * (self.y1 - self.y0 + 1)
-
-    @property
-    def columns(self) -> int:
-        return self.x1 - self.x0 + 1
-
-    def unwrap(self, x: int) -> int:
-        """The column in this range of the column ``x`` of the world (``x1`` may be past the
-        antimeridian, ``2 ** zoom`` or more)."""
-        return x + (1 << self.zoom) if x < self.x0 else x
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for y in range(self.y0, self.y1 + 1):
-            for x in range(self.x0, self.x1 + 1):
-                yield x, y
 
 
 def quarter(child: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 from PIL import Image, features
 
-from .raster import RenderError
+from ..errors import RenderError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_LEVEL = 1

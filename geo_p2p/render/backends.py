@@ -17,8 +17,8 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from .export import INPUT, export_onnx, require
-from .raster import RenderError
+from ..errors import RenderError
+from ..export import INPUT, export_onnx, require
 
 log = logging.getLogger(__name__)
 

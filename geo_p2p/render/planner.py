@@ -1,29 +1,36 @@
 """What a render will do, said before it starts, and the guards against jobs nobody asked for.
 
-A :class:`RenderPlan` gives the input's and the output's size and ground resolution, the CRS,
-how the input is brought onto the output grid, the number of model tiles and an estimate of
-the time from a rate measured on the spot. :func:`check_job` refuses, with a one-line error
-that says what to do, outputs that would mostly be invented detail (much finer than the input)
-and outputs too large to finish in any sane time.
+:func:`plan_job` turns an input and the :class:`~geo_p2p.render.options.RenderOptions` into a
+:class:`Job`: the input inspected, the area of interest, the tile grid cut into parts (strips,
+or regions) and its :class:`RenderPlan`. It is handed what it needs (the layout, the model's
+ground resolution, a rate function), not the translator. A :class:`RenderPlan` gives the
+input's and the output's size and ground resolution, the CRS, how the input is brought onto the
+output grid, the number of model tiles and an estimate of the time from a rate measured on the
+spot. :func:`check_job` refuses, with a one-line error that says what to do, outputs that would
+mostly be invented detail (much finer than the input) and outputs too large to finish in any
+sane time.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import shapely
 
-from .raster import RenderError, Resolution, Source
-from .tiling import grid_starts
+from ..aoi import AreaOfInterest
+from ..errors import RenderError
+from ..files import check_output
+from ..grids import crs_name
+from ..progress import duration
+from ..raster import Resolution, Source, inspect_source
+from .engine import SMALL_JOB_TILES
+from .options import MAX_UPSAMPLING, RenderOptions
+from .tiling import STRIP_WIDTH, Layout, Strip, TileGrid, grid_starts, regions, strips
 
-MAX_UPSAMPLING = 4.0
-"""``--resolution auto`` refuses outputs with more than this many times the input's pixels per
-axis (unless forced)."""
-DEFAULT_MAX_TILES = 1_000_000
-"""Default limit on the model tiles of one render: about 4 hours for the bundled model on a
-2-core CPU (70 tiles/s), minutes on a GPU. ``--max-tiles`` raises it."""
 MAX_SIDE = 2**31 - 1
 """Largest output side in pixels: GDAL's raster dimensions are 32-bit signed integers."""
 
@@ -73,6 +80,72 @@ class RenderPlan:
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready values, with the estimate in seconds."""
         return {**asdict(self), "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A render worked out: its source, area of interest, grid, the grid's parts (strips or
+    regions) in the order they are rendered, and its plan (None for a job that is part of
+    another, such as the max zoom of web tiles)."""
+
+    source: Source
+    area: AreaOfInterest | None
+    grid: TileGrid
+    parts: list[Strip]
+    plan: RenderPlan | None = None
+
+
+def plan_job(
+    src: str | Path,
+    options: RenderOptions,
+    layout: Layout,
+    model_gsd: float | None,
+    device: str,
+    rate: Callable[[], float],
+    *,
+    dst: Path | None = None,
+    by_regions: bool = False,
+    strip_width: int = STRIP_WIDTH,
+    estimate: bool | None = None,
+) -> Job:
+    """Check the outputs (``dst`` and the quicklook, where given), inspect the input, refuse
+    absurd jobs (:func:`check_job`), lay out the tile grid in strips of ``strip_width`` columns
+    (or in regions of ``options.region_size`` px, see :func:`~geo_p2p.render.tiling.regions`) and
+    plan it. ``rate()`` measures the model's tiles per second for the estimate where
+    ``estimate`` (None: for jobs of over :data:`~geo_p2p.render.engine.SMALL_JOB_TILES`)."""
+    if dst is not None:
+        check_output(dst, src, options.overwrite)
+        quicklook = options.quicklook
+        if quicklook is not None:
+            if quicklook.resolve() == dst.resolve():
+                raise RenderError("the quicklook PNG cannot be the output GeoTIFF", "--quicklook")
+            check_output(quicklook, src, options.overwrite, "--quicklook")
+    o = options
+    source = inspect_source(src, o.bands, o.scale, o.resolution, model_gsd, o.allow_ungeoreferenced)
+    area = AreaOfInterest(o.aoi, source) if o.aoi else None
+    pixels = None if area is None else area.pixels
+    check_job(source, o.resolution, layout.tile, layout.overlap, o.force, o.max_tiles, pixels)
+    grid = layout.grid(source.height, source.width, pixels)
+    parts = regions(grid, o.region_size) if by_regions else strips(grid, strip_width)
+    tiles = sum(len(part.tiles) for part in parts)
+    if estimate is None:
+        estimate = tiles > SMALL_JOB_TILES
+    resampled = source.resampling and f"resampled ({source.resampling.name})"
+    plan = RenderPlan(
+        input=str(src),
+        input_size=source.input_shape[::-1],
+        input_gsd=source.input_gsd,
+        output_size=(source.width, source.height),
+        gsd=source.gsd,
+        crs=None if source.crs is None else crs_name(source.crs),
+        warp=source.warp or resampled or None,
+        tiles=tiles,
+        tile=layout.tile,
+        overlap=layout.overlap,
+        device=device,
+        rate=rate() if estimate else None,
+    )
+    return Job(source, area, grid, parts, plan)
 
 
 def check_job(
@@ -126,22 +199,6 @@ def grid_tiles(
     ``area``, in pixels, if given), counted without laying them out."""
     rows, cols = grid_starts(height, width, tile, overlap, area)
     return len(rows) * len(cols)
-
-
-def duration(seconds: float) -> str:
-    """A duration in words, to two units.
-
-    >>> duration(42.3), duration(3725), duration(2 * 86400 + 7200)
-    ('42 s', '1 h 2 min', '2 days 2 h')
-    """
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} days {s % 86400 // 3600} h"
 
 
 def _size(size: tuple[int, int]) -> str:

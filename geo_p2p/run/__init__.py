@@ -1,0 +1,1 @@
+"""Carrying out renders: executors (this process, Dask), the GeoTIFF writer, resume journals."""

@@ -1,0 +1,246 @@
+"""Planning a web tile pyramid: its options, the zooms, the tiles per zoom, the model tiles and
+their estimated time, and the guards against pyramids nobody asked for."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..aoi import AreaOfInterest
+from ..errors import RenderError
+from ..progress import duration
+from ..raster import Source, inspect_source, require_georeferencing
+from ..render.engine import SMALL_JOB_TILES
+from ..render.options import DEFAULT_MAX_TILES, MAX_UPSAMPLING
+from ..render.planner import grid_tiles
+from ..render.translator import Translator
+from ..run.journal import fingerprint
+from .codec import check_format
+from .mercator import (
+    MAX_ZOOM,
+    WEB_TILE,
+    ZOOM_SPAN,
+    TileRange,
+    area_on,
+    coverage,
+    default_zooms,
+    footprint,
+    lowest_zoom,
+    tile_source,
+    zoom_for_resolution,
+)
+
+DEFAULT_ATTRIBUTION = "Translated by geo-p2p (pix2pix)"
+CONTAINER_FILES = (".mbtiles", ".pmtiles")
+GEOREFERENCING_NEEDED = (
+    "web tiles need a CRS and a geotransform (add them with gdal_edit.py or gdalwarp first)"
+)
+
+
+@dataclass(frozen=True)
+class TilesOptions:
+    """What ``geo-p2p tiles`` makes: ``zooms`` (min, max; default from the model's ground
+    resolution, see :func:`plan_tiles`), ``fmt`` (png, webp or jpeg), ``bands``, ``scale`` and
+    ``aoi`` (as for a render), ``with_input`` (also tile the input under ``dst/input`` for the
+    viewer's swipe; default: for a folder, when translating), ``attribution``, ``overwrite``,
+    and the guards ``force`` and ``max_tiles``."""
+
+    zooms: tuple[int, int] | None = None
+    fmt: str = "png"
+    bands: tuple[int, ...] | None = None
+    scale: tuple[float, float] | None = None
+    aoi: str | None = None
+    with_input: bool | None = None
+    attribution: str = DEFAULT_ATTRIBUTION
+    overwrite: bool = False
+    force: bool = False
+    max_tiles: int = DEFAULT_MAX_TILES
+
+    @classmethod
+    def build(cls, options: TilesOptions | None = None, **keywords: Any) -> TilesOptions:
+        """``options`` with ``keywords`` replacing some of its fields."""
+        base = options if options is not None else cls()
+        return dataclasses.replace(base, **keywords) if keywords else base
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """What :func:`make_tiles` will do: tiles per zoom and layer, model tiles, an estimate."""
+
+    zooms: tuple[int, int]
+    zoom_reason: str
+    tiles: dict[int, int]
+    """Tiles per zoom of one layer (the footprint's coverage)."""
+    layers: int
+    done: int
+    model_tiles: int
+    seconds: float | None
+    """Estimated model time (None: not measured, for jobs too small to be worth it)."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.tiles.values()) * self.layers
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready values, the total and the estimate in seconds included."""
+        return {**asdict(self), "total": self.total}
+
+    def line(self) -> str:
+        per_zoom = " ".join(f"{z}:{n}" for z, n in sorted(self.tiles.items()))
+        layers = f" x {self.layers} layers (map, input)" if self.layers > 1 else ""
+        done = f", {self.done} done" if self.done else ""
+        estimate = "no estimate" if self.seconds is None else f"about {duration(self.seconds)}"
+        return (
+            f"zooms {self.zooms[0]}-{self.zooms[1]} ({self.zoom_reason}); tiles per zoom "
+            f"{per_zoom}{layers} = {self.total}{done}; {self.model_tiles} model tiles at zoom "
+            f"{self.zooms[1]}, {estimate} of model time"
+        )
+
+
+@dataclass(frozen=True)
+class TilesJob:
+    """A tile pyramid laid out by :func:`plan_tiles`, ready for
+    :func:`~geo_p2p.webtiles.make.make_tiles`."""
+
+    src: Path
+    dst: Path
+    options: TilesOptions
+    bounds: tuple[float, float, float, float]
+    ranges: dict[int, TileRange]
+    """The tiles of each zoom."""
+    source: Source
+    """The input read onto the max zoom's pixel grid."""
+    area: AreaOfInterest | None
+    with_input: bool
+    stamp: dict[str, object]
+    """The run's fingerprint: a resume must match it."""
+    plan: TilePlan
+
+
+def identity_translator(batch_size: int = 8) -> Translator:
+    """The translator that only tiles: identity module, 256 px tiles without overlap."""
+    return Translator(
+        torch.nn.Identity(), tile=WEB_TILE, overlap=0, margin=0, batch_size=batch_size, device="cpu"
+    )
+
+
+def plan_tiles(
+    src: str | Path,
+    dst: str | Path,
+    translator: Translator | None = None,
+    options: TilesOptions | None = None,
+    **keywords: Any,
+) -> TilesJob:
+    """Lay out what :func:`~geo_p2p.webtiles.make.make_tiles` would do with ``options`` (or
+    ``keywords`` over them), writing nothing (``geo-p2p tiles --dry-run``).
+
+    By default the max zoom is the zoom closest to the model's ground resolution (or the
+    input's) at the raster's centre, the min the highest zoom at which the footprint fits one
+    tile, or max - 6 if higher. Refuses, with a one-line RenderError: an input without
+    georeferencing; default zooms that would resample the input more than 4 times finer than it
+    is (unless ``force``); more than ``max_tiles`` model or web tiles. The model's rate is
+    measured (a few batches) only for jobs of more than 200 model tiles, as for a render.
+    """
+    o = TilesOptions.build(options, **keywords)
+    dst = Path(dst)
+    check_format(o.fmt)
+    require_georeferencing(src, GEOREFERENCING_NEEDED)
+    native = inspect_source(src, o.bands, o.scale, "native")
+    native_area = AreaOfInterest(o.aoi, native) if o.aoi else None
+    bounds = footprint(native, native_area)
+    lat = (bounds[1] + bounds[3]) / 2
+    gsd = translator.gsd if translator is not None and translator.gsd else None
+    metres = gsd or native.ground_resolution()
+    zooms, reason = _zooms(o.zooms, bounds, metres, lat, gsd is not None)
+    ranges = {z: coverage(bounds, z) for z in range(zooms[0], zooms[1] + 1)}
+    source = tile_source(native, ranges[zooms[1]], lat)
+    container = dst.suffix.lower() in CONTAINER_FILES
+    with_input = translator is not None and not container if o.with_input is None else o.with_input
+    if with_input and container:
+        raise RenderError("the input layer is written only beside a folder", "--with-input")
+    counts = {z: len(r) for z, r in ranges.items()}
+    model = translator or identity_translator()
+    asked = o.zooms is not None or o.force
+    model_tiles = _check_tiles(src, native, source, asked, model, counts, o.max_tiles)
+    # As render: the rate is measured (a few batches) only where the job is much larger.
+    seconds = 0.0 if translator is None else None
+    if translator is not None and model_tiles > SMALL_JOB_TILES:
+        seconds = model_tiles / translator.measure_rate()
+    settings = {
+        "zooms": zooms,
+        "format": o.fmt,
+        "bands": native.bands,
+        "scale": native.scale,
+        "aoi": o.aoi,
+        "input_layer": with_input,
+    }
+    stamp = fingerprint(src, None if translator is None else translator.module, settings)
+    plan = TilePlan(zooms, reason, counts, 2 if with_input else 1, 0, model_tiles, seconds)
+    area = area_on(native_area, native, source) if native_area else None
+    return TilesJob(Path(src), dst, o, bounds, ranges, source, area, with_input, stamp, plan)
+
+
+def _check_tiles(
+    src: str | Path,
+    native: Source,
+    source: Source,
+    asked: bool,
+    model: Translator,
+    counts: dict[int, int],
+    max_tiles: int,
+) -> int:
+    """The guards of :func:`plan_tiles` (``asked``: zooms given or ``--force``); returns the
+    number of model tiles at the max zoom."""
+    zoom = max(counts)
+    finer = native.ground_resolution() / source.ground_resolution()
+    if finer > MAX_UPSAMPLING and not asked:
+        raise RenderError(
+            f"{src} is {native.ground_resolution():.3g} m per pixel: zoom {zoom}, the model's "
+            f"resolution, would resample it {finer:.0f} times finer, {counts[zoom]:,} tiles of "
+            "invented detail. Pass --zoom MIN-MAX with a lower max zoom, or --force to make "
+            "them anyway",
+            "--zoom",
+        )
+    web_tiles = sum(counts.values())
+    model_tiles = 0
+    if web_tiles <= max_tiles:  # else too many anyway: no need to count them
+        model_tiles = grid_tiles(source.height, source.width, model.tile, model.overlap)
+    if max(web_tiles, model_tiles) > max_tiles:
+        raise RenderError(
+            f"zooms {min(counts)}-{zoom} of {src} make {max(web_tiles, model_tiles):,} tiles, "
+            f"more than --max-tiles {max_tiles:,}: pass --zoom MIN-MAX with a lower max zoom, "
+            "or a larger --max-tiles if you mean it",
+            "--max-tiles",
+        )
+    return model_tiles
+
+
+def _zooms(
+    zooms: tuple[int, int] | None,
+    bounds: tuple[float, float, float, float],
+    metres: float,
+    lat: float,
+    model: bool,
+) -> tuple[tuple[int, int], str]:
+    lowest = lowest_zoom(bounds)
+    if zooms is not None:
+        if not 0 <= zooms[0] <= zooms[1] <= MAX_ZOOM:
+            raise RenderError(f"zooms must be MIN-MAX within 0-{MAX_ZOOM}, got {zooms}", "--zoom")
+        if zooms[0] < lowest:
+            raise RenderError(
+                f"the footprint crosses the antimeridian and wraps around the world below zoom "
+                f"{lowest}: choose a min zoom of {lowest} or more",
+                "--zoom",
+            )
+        return zooms, "as asked"
+    top = zoom_for_resolution(metres, lat)
+    whose = "the model's" if model else "the input's"
+    low, top = default_zooms(bounds, top)
+    rule = f"max - {ZOOM_SPAN}"
+    if low != max(top - ZOOM_SPAN, 0):
+        rule = "the lowest that does not wrap" if bounds[2] > 180 else "the footprint in one tile"
+    return (low, top), f"max: {whose} {metres:.2g} m/px at {lat:.2f} deg; min: {rule}"
