@@ -17,11 +17,11 @@ import json
 import time
 from pathlib import Path
 
-from geo_p2p.data import dataset_gsd
 from geo_p2p.evaluate import evaluate, evaluation_files
-from geo_p2p.finetune import unset_to_defaults
 from geo_p2p.render.translator import Translator
 from geo_p2p.train import TrainConfig, train
+from geo_p2p.train.data import dataset_gsd
+from geo_p2p.train.finetune import unset_to_defaults
 
 RECIPES: dict[str, dict[str, object]] = {
     "current (crop + mirror)": {},

@@ -113,8 +113,10 @@ def compare(before: Path, after: Path) -> int:
     for key in old:
         same = [k for k in old[key] if k != "seconds" and old[key][k] == new[key].get(k)]
         fields = [k for k in old[key] if k != "seconds"]
-        verdict = "yes" if len(same) == len(fields) else "NO: " + ", ".join(
-            k for k in fields if k not in same
+        verdict = (
+            "yes"
+            if len(same) == len(fields)
+            else "NO: " + ", ".join(k for k in fields if k not in same)
         )
         differ += verdict != "yes"
         print(f"| {key} | {old[key]['seconds']} | {new[key]['seconds']} | {verdict} |")

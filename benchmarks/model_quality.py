@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 
 from geo_p2p.card import load_card, save_card
-from geo_p2p.data import dataset_gsd, list_images
 from geo_p2p.evaluate import ConstantImage, evaluate, evaluation_files, median_colour
 from geo_p2p.render.translator import Translator
+from geo_p2p.train.data import dataset_gsd, list_images
 
 COLUMNS = [
     "rmse",

@@ -61,12 +61,12 @@ def evaluate(
     model's ground resolution (from --gsd; unknown: each half resized to one tile).
     """
     from geo_p2p.card import load_card, save_card
-    from geo_p2p.data import dataset_gsd
     from geo_p2p.errors import RenderError
     from geo_p2p.evaluate import evaluate as run_evaluation
     from geo_p2p.evaluate import evaluation_files
     from geo_p2p.metrics import format_table
     from geo_p2p.render.translator import Translator
+    from geo_p2p.train.data import dataset_gsd
 
     try:
         card = load_card(model)

@@ -165,9 +165,9 @@ def train(
     checkpoint; --resume RUN continues it. Multi-GPU: torchrun --nproc_per_node N
     -m geo_p2p_cli.main train DATA ...
     """
-    from geo_p2p.finetune import unset_to_defaults
     from geo_p2p.train import TrainConfig, resume_config
     from geo_p2p.train import train as run_training
+    from geo_p2p.train.finetune import unset_to_defaults
 
     out = out_alias or output
     if resume is not None:

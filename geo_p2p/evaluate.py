@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .data import list_images, load_pair
 from .errors import DataError
 from .metrics import MetricAccumulator
 from .render.mosaic import u8_to_signed
 from .render.translator import Translator
+from .train.data import list_images, load_pair
 
 
 def evaluation_files(folder: str | Path) -> list[Path]:

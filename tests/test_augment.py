@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from geo_p2p.data import Augment, PairDataset
+from geo_p2p.train.data import Augment, PairDataset
 
 HALF = 32
 

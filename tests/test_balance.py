@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from geo_p2p.data import EpochSampler, class_shares, oversampling_weights, parse_class_factor
 from geo_p2p.metrics import PALETTE
 from geo_p2p.render.mosaic import u8_to_signed
 from geo_p2p.train import CHECKPOINT, TrainConfig, Trainer, resume_config, train
+from geo_p2p.train.data import EpochSampler, class_shares, oversampling_weights, parse_class_factor
 
 HALF = 48
 HIGHWAY = PALETTE["highway"][0]

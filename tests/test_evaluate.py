@@ -33,8 +33,8 @@ def test_constant_baseline_scores_as_computed_by_hand() -> None:
     colour = median_colour(files)
     t = Translator(ConstantImage(colour), tile=32, device="cpu")
     summary = evaluate(t, files, data_gsd=None, progress=False)
-    from geo_p2p.data import load_pair
     from geo_p2p.metrics import MetricAccumulator
+    from geo_p2p.train.data import load_pair
 
     acc = MetricAccumulator()
     for f in files:

@@ -11,8 +11,8 @@ from geo_p2p_cli.main import cli
 from test_train import tiny_config
 
 from geo_p2p.card import DISCRIMINATOR_FILE, load_model
-from geo_p2p.finetune import FINETUNE_SCHEDULE, unset_to_defaults
 from geo_p2p.train import TrainConfig, Trainer, train
+from geo_p2p.train.finetune import FINETUNE_SCHEDULE, unset_to_defaults
 
 PAIRS = Path(__file__).parents[1] / "examples" / "pairs"
 

@@ -185,7 +185,7 @@ def test_cli_writes_pairs_that_train_reads(tmp_path, rasters) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "m/px" in result.output
-    from geo_p2p.data import dataset_gsd, find_pairs
+    from geo_p2p.train.data import dataset_gsd, find_pairs
 
     found = find_pairs(out)
     assert found.train and dataset_gsd(out, found.train) == pytest.approx(1.0)

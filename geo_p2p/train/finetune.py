@@ -17,7 +17,7 @@ from typing import Any
 from safetensors import safe_open
 from torch import nn
 
-from .card import (
+from ..card import (
     DEFAULT_MODEL_DIR,
     DISCRIMINATOR_FILE,
     ModelCard,
@@ -25,7 +25,7 @@ from .card import (
     load_model,
     read_weights,
 )
-from .nets import levels_for_tile
+from ..nets import levels_for_tile
 
 log = logging.getLogger(__name__)
 

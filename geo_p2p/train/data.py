@@ -18,9 +18,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
-from .errors import DataError
-from .metrics import CLASS_NAMES, classify
-from .render.mosaic import u8_to_signed
+from ..errors import DataError
+from ..metrics import CLASS_NAMES, classify
+from ..render.mosaic import u8_to_signed
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,80 @@
+"""What defines a training run: :class:`TrainConfig` (stored in the checkpoint and
+``config.json``), the paper's learning-rate schedule, and the configuration of a run to resume."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..nets import InferenceStats
+from .data import Augment
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint and config.json)."""
+
+    data: str
+    out: str = "runs/geo-p2p"
+    direction: str = "AtoB"
+    ngf: int = 64
+    ndf: int = 64
+    tile: int = 256
+    load_size: int | None = 286
+    """Resize each half to this before the random crop (None: crop at native resolution)."""
+    epochs: int = 100
+    epochs_decay: int = 100
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lambda_l1: float = 100.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool | None = None
+    """Mixed precision: bf16 autocast (fp16 with loss scaling on GPUs without bf16).
+    None: on for CUDA, off elsewhere; True on CPU uses bf16 (fast where AVX-512 BF16 exists)."""
+    channels_last: bool = True
+    save_every: int = 5
+    workers: int | None = None
+    max_steps: int | None = None
+    gsd: float | None = None
+    """Ground resolution of the pair images as stored (m/px); None: from the data folder."""
+    inference_stats: InferenceStats = "running"
+    skip_bad: bool = False
+    init: str | None = None
+    """Model directory (or "default", the bundled model) that G and D start from."""
+    dihedral: bool = False
+    colour_jitter: float = 0.0
+    scale_jitter: float = 1.0
+    """Augmentations: see :class:`~geo_p2p.data.Augment`."""
+    oversample: str | None = None
+    """``"CLASS[:FACTOR]"``: draw pairs with replacement, weighted by their target's share of
+    that map class (:func:`~geo_p2p.data.oversampling_weights`; FACTOR default 4)."""
+    l1_class_weight: str | None = None
+    """``"CLASS[:WEIGHT]"``: target pixels of that map class weigh WEIGHT (default 5) in the
+    L1 loss, the others 1."""
+    command: str = ""
+
+    def augment(self) -> Augment:
+        return Augment(self.dihedral, self.colour_jitter, self.scale_jitter)
+
+
+def lr_factor(epochs: int, epochs_decay: int) -> Callable[[int], float]:
+    """Learning-rate multiplier per epoch: 1 for ``epochs``, then linear decay to 0."""
+    return lambda e: 1.0 - max(0, e + 1 - epochs) / float(epochs_decay + 1)
+
+
+def resume_config(run_dir: str | Path, **changes: Any) -> TrainConfig:
+    """The configuration a run was started with, with ``changes`` (e.g. max_steps) applied."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no {CHECKPOINT} to resume from")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return dataclasses.replace(TrainConfig(**state["config"]), **changes)
