@@ -99,7 +99,7 @@ def test_deepness_export_gives_the_map_through_deepness_arithmetic(tmp_path: Pat
     times reg_output_scaling, truncated to uint8; that gives the map, rounded."""
     path = export_model(None, tmp_path / "deepness.onnx", target="deepness")
     meta = metadata(path)
-    assert meta["model_type"] == "Regressor" and meta["tiles_overlap"] == 25
+    assert meta["model_type"] == "Regressor" and meta["tiles_overlap"] == 50
     assert isinstance(meta["tiles_overlap"], int)  # Deepness reads it with int()
     assert meta["class_names"] == [{"0": "red"}, {"0": "green"}, {"0": "blue"}]
     assert meta["reg_output_scaling"] == 255 and meta["resolution"] == 90.0  # cm/px
