@@ -4,13 +4,13 @@ Per-tile BatchNorm statistics (``TileBatchNorm`` with ``inference_stats="tile"``
 ``InstanceNormalization``; running statistics are folded into the convolutions first (see
 :mod:`geo_p2p.fusion`), so the graph holds Conv, ConvTranspose, InstanceNormalization,
 activations and Concat only. The graph maps ``input`` (N, 3, T, T) float32 RGB in [-1, 1]
-(``value / 127.5 - 1``) to ``output`` of the same shape and range.
+(``value / 127.5 - 1``) to ``output`` of the same shape and range, with the model card's facts
+as metadata (``metadata_props``, every value JSON). ``target="deepness"`` writes instead the
+graph and metadata that the QGIS plugin Deepness runs (see :mod:`geo_p2p.deepness`).
 
-Metadata (``metadata_props``, every value JSON): the model card's facts, plus the keys the QGIS
-plugin Deepness and the GeoDeep tool read where they fit an image-to-image model (README.md,
-"ONNX export"). The exporter is torch's TorchScript-based one: its torch.export-based
-successor (``dynamo=True``) wrote the same graph, but took 17-30 s per export on a 2-core CPU
-against about 1 s, and the onnxruntime backend exports in-process before a render.
+The exporter is torch's TorchScript-based one: its torch.export-based successor
+(``dynamo=True``) wrote the same graph, but took 17-30 s per export on a 2-core CPU against
+about 1 s, and the onnxruntime backend exports in-process before a render.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import io
-import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import __version__
+from . import __version__, deepness
 from .card import DEFAULT_MODEL_DIR, ModelCard, load_model
 from .errors import RenderError
 from .files import atomic_write_bytes, check_output
@@ -35,8 +35,8 @@ from .render.tiling import default_overlap
 OPSET = 17
 """ONNX opset of the export: onnxruntime 1.12 and later run it."""
 INPUT, OUTPUT = "input", "output"
-MODEL_TYPE = "Superresolution"
-"""Deepness's only model type whose output is an image (with a scale factor of 1)."""
+TARGETS = ("onnxruntime", "deepness")
+"""What an export is for: any ONNX runtime (the plain graph), or the QGIS plugin Deepness."""
 
 
 def require(name: str, param: str | None = None) -> Any:
@@ -49,10 +49,12 @@ def require(name: str, param: str | None = None) -> Any:
         ) from e
 
 
-def export_onnx(module: torch.nn.Module, tile: int, channels: int = 3) -> bytes:
+def export_onnx(
+    module: torch.nn.Module, tile: int, channels: int = 3, outputs: Sequence[str] = (OUTPUT,)
+) -> bytes:
     """The ONNX model (serialised) of the CPU float32 ``module``, put in eval mode, on
-    (N, channels, tile, tile) inputs, N dynamic, opset :data:`OPSET`; no metadata.
-    Needs the onnx package."""
+    (N, channels, tile, tile) inputs, N dynamic, opset :data:`OPSET`, with ``module``'s
+    outputs named ``outputs``; no metadata. Needs the onnx package."""
     require("onnx", "--backend")
     example = torch.zeros(1, channels, tile, tile)
     buffer = io.BytesIO()
@@ -67,15 +69,14 @@ def export_onnx(module: torch.nn.Module, tile: int, channels: int = 3) -> bytes:
             dynamo=False,
             opset_version=OPSET,
             input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in (INPUT, *outputs)},
         )
     return buffer.getvalue()
 
 
-def model_metadata(card: ModelCard) -> dict[str, str]:
-    """ONNX metadata for a generator with this card: key -> JSON text."""
-    overlap = default_overlap(card.tile)
+def model_metadata(card: ModelCard, target: str = "onnxruntime") -> dict[str, str]:
+    """ONNX metadata for a generator with this card, exported for ``target``: key -> JSON."""
     facts: dict[str, Any] = {
         # geo-p2p's own keys: what the graph expects and gives.
         "geo_p2p_version": __version__,
@@ -86,28 +87,29 @@ def model_metadata(card: ModelCard) -> dict[str, str]:
         "value_range": [-1.0, 1.0],
         "input": "RGB, value / 127.5 - 1",
         "output": "RGB, (value + 1) * 127.5",
-        "overlap": overlap,
+        "overlap": default_overlap(card.tile),
         "card": dataclasses.asdict(card),
-        # Deepness (and GeoDeep, which reads model_type, resolution and tiles_overlap too).
-        "model_type": MODEL_TYPE,
-        "tile_size": card.tile,
-        "tiles_overlap": round(100 * overlap / card.tile, 1),
-        "standardization_mean": [0.5, 0.5, 0.5],
-        "standardization_std": [0.5, 0.5, 0.5],
     }
-    if card.gsd is not None:
-        facts["resolution"] = round(card.gsd * 100, 4)  # centimetres per pixel
-    return {key: json.dumps(value) for key, value in facts.items() if value is not None}
+    if target == "deepness":
+        facts.update(deepness.deepness_metadata(card))
+    return deepness.encoded(facts)
 
 
 def export_model(
-    directory: str | Path | None, output: str | Path, *, overwrite: bool = False
+    directory: str | Path | None,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    target: str = "onnxruntime",
 ) -> Path:
     """Export the generator of a model directory (None: the bundled model) to the ONNX file
-    ``output`` with its metadata, written atomically; returns ``output``.
+    ``output`` with its metadata, for ``target`` (one of :data:`TARGETS`), written
+    atomically; returns ``output``.
 
     Raises RenderError for a missing or broken model directory or an unusable output path.
     """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     onnx = require("onnx")
     output = Path(output)
     check_output(output, directory or DEFAULT_MODEL_DIR, overwrite)
@@ -117,13 +119,18 @@ def export_model(
         raise RenderError(str(e), "MODEL_DIR") from e
     if card.inference_stats == "running":
         fuse_batchnorm(module)
-    model = onnx.load_from_string(export_onnx(module, card.tile))
+    if target == "deepness":
+        graph = export_onnx(deepness.DeepnessGraph(module), card.tile, outputs=deepness.OUTPUTS)
+        gives = "red, green and blue (DN + 0.5) / 255 for Deepness's Regressor"
+    else:
+        graph, gives = export_onnx(module, card.tile), "map-style RGB tiles in [-1, 1]"
+    model = onnx.load_from_string(graph)
     model.producer_name, model.producer_version = "geo-p2p", __version__
     model.doc_string = (
         f"pix2pix U-Net generator (ngf {card.ngf}, {card.direction}): {card.tile} px RGB tiles "
-        "in [-1, 1] to map-style RGB tiles in [-1, 1]"
+        f"in [-1, 1] to {gives}"
     )
-    for key, value in model_metadata(card).items():
+    for key, value in model_metadata(card, target).items():
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
     atomic_write_bytes(output, model.SerializeToString())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -14,6 +15,25 @@ LOG_EVERY_S = 10.0
 """Without a terminal, a progress line at least this often (seconds) while work is done..."""
 LOG_EVERY_PERCENT = 10
 """...and each time this many more percent are done, but at most once a second."""
+EVERY_ENV = "GEO_P2P_PROGRESS_EVERY"
+"""Environment variable: when set to S (seconds, >= 0), a progress line whenever work was done
+and S seconds have passed since the last one (0: after every batch), instead of the rule above.
+The QGIS plugin sets it to 0 to move its progress bar with each batch."""
+
+
+def _every_from_env() -> float | None:
+    """The seconds between progress lines that :data:`EVERY_ENV` asks for, or None."""
+    value = os.environ.get(EVERY_ENV)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # NaN and negative numbers too
+        log.warning("ignoring %s=%r: expected seconds >= 0", EVERY_ENV, value)
+        return None
+    return seconds
 
 
 class Progress:
@@ -33,6 +53,7 @@ class Progress:
         self._log = show is None and not terminal
         self._start = self._last = time.monotonic()
         self._step = 0
+        self._every = _every_from_env() if self._log else None
 
     def update(self, n: int) -> None:
         self._bar.update(n)
@@ -41,7 +62,11 @@ class Progress:
             return
         now = time.monotonic()
         step = self.done * 100 // (self.total * LOG_EVERY_PERCENT)
-        if now - self._last >= LOG_EVERY_S or (step > self._step and now - self._last >= 1):
+        if self._every is not None:
+            due = now - self._last >= self._every
+        else:
+            due = now - self._last >= LOG_EVERY_S or (step > self._step and now - self._last >= 1)
+        if due:
             self._step, self._last = step, now
             rate = (self.done - self._first) / max(now - self._start, 1e-9)
             left = duration((self.total - self.done) / rate) if rate > 0 else "unknown"

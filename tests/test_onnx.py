@@ -77,21 +77,70 @@ def test_bundled_model_round_trip_on_real_tiles(bundled_onnx: Path) -> None:
     assert np.abs(one - expected[:1]).max() < TOLERANCE
 
 
+def metadata(path: Path) -> dict[str, object]:
+    return {k: json.loads(v) for k, v in session(path).get_modelmeta().custom_metadata_map.items()}
+
+
 @needs_onnx
-def test_metadata_for_geo_p2p_deepness_and_geodeep(bundled_onnx: Path) -> None:
-    meta = {
-        k: json.loads(v)
-        for k, v in session(bundled_onnx).get_modelmeta().custom_metadata_map.items()
-    }
+def test_metadata_for_geo_p2p(bundled_onnx: Path) -> None:
+    meta = metadata(bundled_onnx)
     card = json.loads((DEFAULT_MODEL_DIR / "card.json").read_text())
-    assert meta["tile"] == meta["tile_size"] == 256
-    assert meta["gsd"] == card["gsd"] == 0.9 and meta["resolution"] == 90.0  # cm/px
+    assert meta["tile"] == 256 and meta["overlap"] == 32
+    assert meta["gsd"] == card["gsd"] == 0.9
     assert meta["direction"] == "AtoB" and meta["inference_stats"] == "tile"
     assert meta["value_range"] == [-1, 1]
     assert meta["card"]["ngf"] == 32 and meta["card"]["metrics"] == card["metrics"]
-    assert meta["model_type"] == "Superresolution" and meta["tiles_overlap"] == 12.5
-    # Deepness scales to [0, 1], then standardises: (v / 255 - 0.5) / 0.5 = v / 127.5 - 1.
-    assert meta["standardization_mean"] == meta["standardization_std"] == [0.5] * 3
+    assert "model_type" not in meta  # Deepness's keys only in --for deepness
+
+
+@needs_onnx
+def test_deepness_export_gives_the_map_through_deepness_arithmetic(tmp_path: Path) -> None:
+    """What Deepness's Regressor does with the export: input (v / 255 - 0.5) / 0.5, outputs
+    times reg_output_scaling, truncated to uint8; that gives the map, rounded."""
+    path = export_model(None, tmp_path / "deepness.onnx", target="deepness")
+    meta = metadata(path)
+    assert meta["model_type"] == "Regressor" and meta["tiles_overlap"] == 50
+    assert isinstance(meta["tiles_overlap"], int)  # Deepness reads it with int()
+    assert meta["class_names"] == [{"0": "red"}, {"0": "green"}, {"0": "blue"}]
+    assert meta["reg_output_scaling"] == 255 and meta["resolution"] == 90.0  # cm/px
+    assert meta["tile_size"] == 256 and meta["standardization_mean"] == [0.5] * 3
+    s = session(path)
+    assert [o.name for o in s.get_outputs()] == ["red", "green", "blue"]
+    assert [o.shape[1:] for o in s.get_outputs()] == [[1, 256, 256]] * 3
+    x = area_tiles(256, 2)
+    u8 = np.rint((x.numpy() + 1) * 127.5).astype(np.uint8)
+    deepness_input = ((u8 / 255).astype(np.float32) - 0.5) / 0.5
+    outputs = s.run(None, {"input": deepness_input})
+    got = (np.concatenate(outputs, axis=1) * np.float32(255)).astype(np.uint8)
+    generator, _ = load_model(None)
+    with torch.inference_mode():
+        y = generator(torch.from_numpy(deepness_input)).numpy()
+    expected = np.clip(np.rint((y + 1) * 127.5), 0, 255).astype(np.uint8)
+    diff = np.abs(got.astype(int) - expected)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # rounding ties and float error only
+    assert expected.std() > 10
+
+
+@needs_onnx
+def test_deepness_export_fills_black_padding_with_the_tile_mean(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Deepness reads beyond the raster as black: the graph gives those pixels the mean colour
+    of the rest of the tile, as geo-p2p render does with no-data."""
+    path = export_model(model_dir, tmp_path / "deepness.onnx", target="deepness")
+    x = area_tiles(32, 1)
+    x[:, :, :, 20:] = -1  # black right part, as beyond the raster's edge
+    valid = x[:, :, :, :20]
+    filled = x.clone()
+    filled[:, :, :, 20:] = valid.mean(dim=(2, 3), keepdim=True)
+    net, _ = load_model(model_dir)
+    with torch.inference_mode():
+        expected = ((net(filled) + 1) * 127.5).clamp(0, 255).numpy()
+        plain = ((net(x) + 1) * 127.5).clamp(0, 255).numpy()
+    outputs = session(path).run(None, {"input": x.numpy()})
+    got = np.concatenate(outputs, axis=1) * 255 - 0.5
+    assert np.abs(got - expected).max() < 1e-3
+    assert np.abs(plain - expected)[..., :20].mean() > 1  # the black part changed the rest
 
 
 @needs_onnx
@@ -125,6 +174,12 @@ def test_cli_export(model_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(export, [str(model_dir), "-o", str(dst)])
     assert result.exit_code == 0, result.output
     assert f"opset {OPSET}" in result.output and dst.is_file()
+    for_deepness = tmp_path / "deepness.onnx"
+    result = CliRunner().invoke(
+        export, [str(model_dir), "-o", str(for_deepness), "--for", "deepness"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [o.name for o in session(for_deepness).get_outputs()] == ["red", "green", "blue"]
     again = CliRunner().invoke(export, [str(model_dir), "-o", str(dst)])
     assert again.exit_code == 2 and "pass --overwrite" in again.output
     assert "Traceback" not in again.output

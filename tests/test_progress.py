@@ -38,3 +38,35 @@ def test_no_log_lines_when_asked_for_a_bar_or_nothing(monkeypatch, caplog, show)
             clock[0] += 20
             bar.update(1)
     assert not caplog.records
+
+
+def test_interval_from_the_environment(monkeypatch, caplog) -> None:
+    """GEO_P2P_PROGRESS_EVERY=0 (what the QGIS plugin sets): a line after every update."""
+    clock = [0.0]
+    monkeypatch.setattr(geo_p2p.progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(geo_p2p.progress.sys.stderr, "isatty", lambda: False, raising=False)
+    monkeypatch.setenv(geo_p2p.progress.EVERY_ENV, "0")
+    with caplog.at_level(logging.INFO, logger="geo_p2p"), Progress(1000, "x", "tile") as bar:
+        for _ in range(3):
+            clock[0] += 0.01
+            bar.update(8)
+    assert [r.getMessage().split(" tiles")[0] for r in caplog.records] == [
+        "8/1,000",
+        "16/1,000",
+        "24/1,000",
+    ]
+    caplog.clear()
+    monkeypatch.setenv(geo_p2p.progress.EVERY_ENV, "2")
+    with caplog.at_level(logging.INFO, logger="geo_p2p"), Progress(1000, "x", "tile") as bar:
+        for _ in range(10):  # one update a second: a line every 2 s
+            clock[0] += 1
+            bar.update(1)
+    assert len(caplog.records) == 5
+
+
+def test_bad_interval_is_ignored_with_a_warning(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(geo_p2p.progress.sys.stderr, "isatty", lambda: False, raising=False)
+    monkeypatch.setenv(geo_p2p.progress.EVERY_ENV, "soon")
+    with caplog.at_level(logging.INFO, logger="geo_p2p"), Progress(10, "x", "tile"):
+        pass
+    assert "ignoring GEO_P2P_PROGRESS_EVERY='soon'" in caplog.text
