@@ -101,7 +101,10 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                # No dashboard; the scheduler's own HTTP server (health checks) on any free
+                # port of the loopback interface, not 8787, which another cluster may hold.
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
                 silence_logs=logging.WARNING,
             )
             address = stack.enter_context(cluster).scheduler_address
