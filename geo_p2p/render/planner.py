@@ -26,7 +26,7 @@ from ..errors import RenderError
 from ..files import check_output
 from ..grids import crs_name
 from ..progress import duration
-from ..raster import Resolution, Source, inspect_source
+from ..raster import Source, inspect_source
 from .engine import SMALL_JOB_TILES
 from .options import MAX_UPSAMPLING, RenderOptions
 from .tiling import STRIP_WIDTH, Layout, Strip, TileGrid, grid_starts, regions, strips
@@ -124,7 +124,7 @@ def plan_job(
     source = inspect_source(src, o.bands, o.scale, o.resolution, model_gsd, o.allow_ungeoreferenced)
     area = AreaOfInterest(o.aoi, source) if o.aoi else None
     pixels = None if area is None else area.pixels
-    check_job(source, o.resolution, layout.tile, layout.overlap, o.force, o.max_tiles, pixels)
+    check_job(source, o, layout, pixels)
     grid = layout.grid(source.height, source.width, pixels)
     parts = regions(grid, o.region_size) if by_regions else strips(grid, strip_width)
     tiles = sum(len(part.tiles) for part in parts)
@@ -150,19 +150,18 @@ def plan_job(
 
 def check_job(
     source: Source,
-    resolution: Resolution,
-    tile: int,
-    overlap: int,
-    force: bool,
-    max_tiles: int,
+    options: RenderOptions,
+    layout: Layout,
     area: shapely.Geometry | None = None,
 ) -> int:
-    """Refuse a render that nobody would want by accident; returns its number of grid tiles.
+    """Refuse a render that nobody would want by accident; returns its number of grid tiles
+    (those meeting the bounding box of ``area``, in pixels, if given).
 
     With ``resolution="auto"``, an output with more than :data:`MAX_UPSAMPLING` times the
     input's pixels per axis is refused unless ``force``. Outputs wider or higher than
     :data:`MAX_SIDE` and grids of more than ``max_tiles`` tiles are refused always.
     """
+    resolution, max_tiles = options.resolution, options.max_tiles
     height, width = source.input_shape
     size = f"{_size((source.width, source.height))} px"
     if max(source.width, source.height) > MAX_SIDE:
@@ -171,9 +170,9 @@ def check_job(
             f"{MAX_SIDE:,} px on a side: choose a coarser --resolution (in metres per pixel)",
             "--resolution",
         )
-    tiles = grid_tiles(source.height, source.width, tile, overlap, area)
+    tiles = grid_tiles(source.height, source.width, layout.tile, layout.overlap, area)
     factor = max(source.width / width, source.height / height)
-    if resolution == "auto" and factor > MAX_UPSAMPLING and not force:
+    if resolution == "auto" and factor > MAX_UPSAMPLING and not options.force:
         raise RenderError(
             f"{source.path} is {_gsd(source.input_gsd)} per pixel and the model expects "
             f"{_gsd(source.gsd)}: --resolution auto would resample its {_size((width, height))} "
