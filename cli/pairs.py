@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
+from .inputs import RasterInput, asset_option
 from .options import fail_cleanly
 
 
 @click.command()
-@click.argument("aerial", type=click.Path(path_type=Path))
-@click.argument("map_raster", metavar="MAP", type=click.Path(path_type=Path))
+@click.argument("aerial", type=RasterInput())
+@click.argument("map_raster", metavar="MAP", type=RasterInput(asset=False))
+@asset_option
 @click.option(
     "-o",
     "--output",
@@ -50,7 +52,7 @@ from .options import fail_cleanly
 @click.option("--seed", default=0, show_default=True, help="Seed of the choice of val blocks.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @fail_cleanly
-def pairs(aerial: Path, map_raster: Path, output: Path, **options: object) -> None:
+def pairs(aerial: str, map_raster: str, output: Path, **options: object) -> None:
     """Cut side-by-side AERIAL | MAP pair images for `geo-p2p train` from two rasters.
 
     The rasters may differ in CRS, resolution and extent: both are read onto one grid in

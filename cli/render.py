@@ -12,6 +12,7 @@ from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
 from geo_p2p.regions import REGION_SIZE, ModelSpec, render_regions
 from geo_p2p.render import RenderError
 
+from .inputs import RasterInput, asset_option
 from .options import (
     as_click_errors,
     check_dry_run,
@@ -77,7 +78,8 @@ PLAN_OPTIONS = (
 
 
 @click.command(short_help="Translate a georeferenced raster into a map-style GeoTIFF.")
-@click.argument("input", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input", type=RasterInput())
+@asset_option
 @click.option(
     "-o",
     "--output",

@@ -12,6 +12,7 @@ from geo_p2p.plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING
 from geo_p2p.render import Translator
 from geo_p2p.webtiles import DEFAULT_ATTRIBUTION, MAX_ZOOM, make_tiles, plan_tiles
 
+from .inputs import RasterInput, asset_option
 from .options import (
     as_click_errors,
     check_dry_run,
@@ -37,7 +38,8 @@ def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
 
 
 @click.command(short_help="Translate a raster into a web map: XYZ folder, MBTiles, PMTiles.")
-@click.argument("input", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input", type=RasterInput())
+@asset_option
 @click.option(
     "-o",
     "--output",

@@ -33,6 +33,7 @@ from .geotiff import (
     write_block,
     write_quicklook,
 )
+from .inputs import input_identity
 from .mosaic import Block
 from .raster import RenderError, Source, open_quietly
 
@@ -43,19 +44,11 @@ JOURNAL_VERSION = 1
 
 
 def fingerprint(src: str | Path, model: ModelSpec, options: Mapping[str, object]) -> dict:
-    """What must be the same to resume a render: the input file (path, size, modification
-    time), the model's files (SHA-256), the model options and the render ``options``; as JSON
-    data."""
-    path = Path(src)
-    if path.exists():
-        stat = path.stat()
-        source: object = {
-            "path": str(path.resolve()),
-            "bytes": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-        }
-    else:  # a URL or a GDAL virtual path: its name only
-        source = {"path": str(src)}
+    """What must be the same to resume a render: the input (see
+    :func:`~geo_p2p.inputs.input_identity`: path, size and modification time of a file; URL,
+    size, ETag and Last-Modified of a remote one), the model's files (SHA-256), the model
+    options and the render ``options``; as JSON data."""
+    source = input_identity(src)
     directory = Path(model.path) if model.path is not None else DEFAULT_MODEL_DIR
     digest = hashlib.sha256()
     for name in (CARD_FILE, WEIGHTS_FILE):
@@ -70,7 +63,7 @@ def _difference(old: Mapping, new: Mapping) -> str | None:
     for key in [*new, *(k for k in old if k not in new)]:
         if old.get(key) != new.get(key):
             if key == "input":
-                return "the input file (its path, size or modification time)"
+                return "the input (its path or URL, size, modification time or ETag)"
             if key == "model":
                 return "the model's weights or card"
             option = "--" + key.replace("_", "-")

@@ -31,12 +31,14 @@ from shapely import affinity
 from tqdm import tqdm
 
 from .aoi import AreaOfInterest, pixel_geometry
+from .inputs import redact
 from .raster import (
     NODATA_FILL,
     RasterReader,
     RenderError,
     Source,
     ground_scale,
+    input_path,
     inspect_source,
     open_quietly,
 )
@@ -142,7 +144,7 @@ def make_pairs(
             "size": size,
             "stride": stride,
             "names": "r<row>_c<col>.png: top-left pixel of the window on this grid",
-            "sources": {"aerial": str(aerial), "map": str(map_raster)},
+            "sources": {"aerial": redact(str(aerial)), "map": redact(str(map_raster))},
             "counts": {**counts, "skipped_no_data": skipped},
             "split": {"val_fraction": val_fraction, "block_px": size * BLOCK_WINDOWS, "seed": seed},
         }
@@ -165,9 +167,7 @@ def _check_destination(out: Path, overwrite: bool) -> None:
 
 
 def _check_georeferenced(path: str | Path, param: str) -> None:
-    if not Path(path).exists() and "://" not in str(path):
-        raise RenderError(f"{path} does not exist", param)
-    with open_quietly(path) as src:
+    with open_quietly(input_path(path, param)) as src:
         if src.crs is None or src.transform.is_identity:
             missing = "coordinate reference system" if src.crs is None else "geotransform"
             raise RenderError(

@@ -29,6 +29,16 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
+from .inputs import (
+    BadInput,
+    is_local,
+    is_remote,
+    prepare_remote,
+    read_with_retries,
+    redact,
+    resolve_input,
+)
+
 log = logging.getLogger(__name__)
 
 Resolution = Literal["auto", "native"] | float
@@ -49,7 +59,7 @@ class RenderError(ValueError):
     """
 
     def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.param = param
 
 
@@ -60,11 +70,13 @@ class ReadError(RenderError):
         cause = error.__cause__ or error.__context__ or error
         reason = " ".join(str(cause).split()) or type(cause).__name__
         grid = "" if source.resampling is None else " of the grid it is resampled to"
+        hint = f"the file may be damaged; check it with 'gdalinfo -checksum {source.path}'"
+        if is_remote(source.path):
+            hint = "the server did not deliver it; try again later (--resume keeps what is done)"
         super().__init__(
             f"cannot read {source.path} at pixels x {window.col_off}-"
             f"{window.col_off + window.width}, y {window.row_off}-"
-            f"{window.row_off + window.height}{grid} ({reason}): the file may be damaged; "
-            f"check it with 'gdalinfo -checksum {source.path}'",
+            f"{window.row_off + window.height}{grid} ({reason}): {hint}",
             "INPUT",
         )
 
@@ -115,8 +127,10 @@ def inspect_source(
     ``resolution``: "auto" resamples to ``gsd`` (the model's metres per pixel), "native" keeps the
     input grid, a number sets the output's ground resolution in metres per pixel. Inputs
     georeferenced by ground control points or RPCs, or with a rotated geotransform, are warped
-    north-up on the fly (see :func:`native_grid`).
+    north-up on the fly (see :func:`native_grid`). ``path`` may be a URL, a GDAL path or a
+    STAC Item (see :func:`geo_p2p.inputs.resolve_input`).
     """
+    path = input_path(path)
     with _open(path) as src:
         grid = native_grid(src)
         if grid is None:
@@ -257,6 +271,15 @@ def _pixel_metres(crs: CRS, t: Affine, width: int, height: int) -> tuple[float, 
     return metres if math.isfinite(gsd) and gsd > 0 else None
 
 
+def input_path(path: str | Path, param: str = "INPUT") -> str:
+    """:func:`geo_p2p.inputs.resolve_input` (the GDAL path of a file, URL or STAC Item), its
+    errors as RenderError."""
+    try:
+        return resolve_input(path, param=param)
+    except BadInput as e:
+        raise RenderError(str(e), e.param) from e
+
+
 def open_quietly(path: str | Path, mode: str = "r", **profile: object) -> rasterio.DatasetBase:
     """``rasterio.open`` without the warning about missing georeferencing (handled here)."""
     with warnings.catch_warnings():
@@ -266,11 +289,17 @@ def open_quietly(path: str | Path, mode: str = "r", **profile: object) -> raster
 
 @contextmanager
 def _open(path: str | Path) -> Iterator[rasterio.DatasetReader]:
-    if not Path(path).exists() and "://" not in str(path):
+    if is_local(path) and not Path(path).exists():
         raise RenderError(f"{path} does not exist", "INPUT")
     try:
         src = open_quietly(path)
     except RasterioIOError as e:
+        if is_remote(path):
+            raise RenderError(
+                f"cannot open {path} ({e}): check the URL, the network and the credentials "
+                "(GDAL's AWS_* and GDAL_HTTP_* settings), or try again later",
+                "INPUT",
+            ) from e
         raise RenderError(f"{path} is not a raster that GDAL can read ({e})", "INPUT") from e
     with src:
         yield src
@@ -435,7 +464,14 @@ class RasterReader:
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        prepare_remote(source.path)  # in a worker process too
         self._open = ExitStack()
+        self._ds = self._dataset()
+        self._palette = None if source.palette is None else np.array(source.palette, np.uint8)
+
+    def _dataset(self) -> rasterio.DatasetReader | WarpedVRT:
+        """Open the input and the warps that bring it onto the source's grid."""
+        source = self.source
         ds = self._open.enter_context(open_quietly(source.path))
         if source.warp is not None:
             categorical = _warp_resampling(source.palette is not None)
@@ -457,8 +493,11 @@ class RasterReader:
                     add_alpha=unmasked,
                 )
             )
-        self._ds: rasterio.DatasetReader | WarpedVRT = ds
-        self._palette = None if source.palette is None else np.array(source.palette, np.uint8)
+        return ds
+
+    def _reopen(self) -> None:
+        self._open.close()
+        self._ds = self._dataset()
 
     def __enter__(self) -> RasterReader:
         return self
@@ -477,9 +516,13 @@ class RasterReader:
         window = Window(col, row, width, height)
         bands = self.source.bands
         shape = None if out_shape is None else (len(bands), *out_shape)
-        try:
+
+        def read() -> tuple[np.ndarray, np.ndarray]:
             data = self._ds.read(bands, window=window, out_shape=shape)
-            valid = self._ds.read_masks(bands, window=window, out_shape=shape).any(axis=0)
+            return data, self._ds.read_masks(bands, window=window, out_shape=shape).any(axis=0)
+
+        try:  # a remote input is reopened and read again after a dropped connection
+            data, valid = read_with_retries(self.source.path, read, self._reopen)
         except RasterioError as e:
             raise ReadError(self.source, window, e) from e
         if data.dtype.kind == "f":

@@ -26,6 +26,7 @@ import rasterio
 
 from .aoi import AreaOfInterest
 from .geotiff import GDAL_OPTIONS, OUTPUT_BLOCK, gdal_cache_bytes
+from .inputs import fetched_since, network_bytes
 from .journal import RegionOutput, fingerprint
 from .mosaic import Block
 from .plan import DEFAULT_MAX_TILES
@@ -171,6 +172,7 @@ def render_regions(
     # The grid needs the model's tile and ground resolution only: loaded on the CPU here when
     # the regions are rendered elsewhere.
     local = compute is None
+    counted = network_bytes() if local else None  # workers elsewhere fetch uncounted
     translator = model.load() if local else model.load(device="cpu", precision="fp32")
     compute = local_compute(translator) if compute is None else compute
     job = translator.job(
@@ -222,6 +224,7 @@ def render_regions(
                     total += result.tiles
                     bar.update(result.tiles)
         out.finish(quicklook)
-    summary = RenderSummary(translated, total - translated, time.perf_counter() - start, dst)
+    seconds, fetched = time.perf_counter() - start, fetched_since(counted, source.path)
+    summary = RenderSummary(translated, total - translated, seconds, dst, fetched)
     log.info("%s", summary)
     return summary

@@ -56,6 +56,8 @@ from .geotiff import (
     write_block,
     write_quicklook,
 )
+from .inputs import fetched_since, format_bytes, network_bytes, redact
+from .inputs.prefetch import read_ahead
 from .mosaic import DEFAULT_BLOCK as MOSAIC_BLOCK
 from .mosaic import Block, BlockMosaic, u8_to_signed
 from .nets import InferenceStats, set_inference_stats
@@ -117,12 +119,15 @@ class RenderSummary:
     skipped: int
     seconds: float
     output: Path
+    fetched: int | None = None
+    """Bytes fetched over the network for a remote input (None: local, or not counted)."""
 
     def __str__(self) -> str:
         rate = self.tiles / self.seconds if self.seconds > 0 else float("inf")
+        fetched = "" if self.fetched is None else f", {format_bytes(self.fetched)} fetched"
         return (
             f"rendered {self.tiles} tiles in {self.seconds:.1f} s ({rate:.1f} tiles/s, "
-            f"{self.skipped} all-no-data tiles skipped): {self.output}"
+            f"{self.skipped} all-no-data tiles skipped{fetched}): {self.output}"
         )
 
 
@@ -336,6 +341,7 @@ class Translator:
         """
         dst = Path(dst)
         quicklook = None if quicklook is None else Path(quicklook)
+        counted = network_bytes()
         job = self.job(
             src,
             dst,
@@ -373,7 +379,9 @@ class Translator:
                     convert_to_cog(target, tmp, creation_options)
             if quicklook is not None:
                 write_quicklook(source, tmp, quicklook)
-        summary = RenderSummary(translated, total - translated, time.perf_counter() - start, dst)
+        seconds = time.perf_counter() - start
+        fetched = fetched_since(counted, source.path)
+        summary = RenderSummary(translated, total - translated, seconds, dst, fetched)
         log.info("%s", summary)
         return summary
 
@@ -451,7 +459,7 @@ class Translator:
             estimate = tiles > ESTIMATE_FROM_TILES
         resampled = source.resampling and f"resampled ({source.resampling.name})"
         plan = RenderPlan(
-            input=str(src),
+            input=redact(str(src)),
             input_size=source.input_shape[::-1],
             input_gsd=source.input_gsd,
             output_size=(source.width, source.height),
@@ -755,7 +763,7 @@ def _raster_tiles(
 ) -> Generator[TileData, None, None]:
     """Read ``tiles`` of ``grid`` from ``source`` (opened in the thread that iterates this)."""
     with RasterReader(source) as reader:
-        for tile in tiles:
+        for tile in read_ahead(reader, grid, tiles):  # a row at a time from a server
             h, w = grid.clip(tile)
             data, valid = reader.read(tile.row, tile.col, h, w)
             inside = valid & area.mask(tile.row, tile.col, h, w) if area is not None else valid

@@ -41,6 +41,7 @@ from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import mapping, shape
 
 from .aoi import AreaOfInterest
+from .inputs import file_name
 from .mosaic import Block
 from .plan import DEFAULT_MAX_TILES, MAX_UPSAMPLING, duration, grid_tiles
 from .progress import Progress
@@ -50,6 +51,7 @@ from .raster import (
     RenderError,
     Source,
     ground_scale,
+    input_path,
     inspect_source,
     open_quietly,
 )
@@ -436,7 +438,7 @@ def make_tiles(
             job.bounds,
             *plan.zooms,
             attribution,
-            f"{job.src.name}, geo-p2p",
+            f"{file_name(job.src)}, geo-p2p",
         )
         if isinstance(store, XYZDirectory):
             store.write_viewer(info, INPUT_LAYER if job.with_input else None)
@@ -489,6 +491,7 @@ def _check_tiles(
 def _georeferenced_source(
     src: str | Path, bands: tuple[int, ...] | None, scale: tuple[float, float] | None
 ) -> Source:
+    src = input_path(src)
     try:
         with open_quietly(src) as ds:
             georeferenced = ds.crs is not None and not ds.transform.is_identity
