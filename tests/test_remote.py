@@ -523,3 +523,27 @@ def test_render_from_s3_with_credentials_from_the_environment(
     )
     assert s3_server not in caplog.text
     assert network_bytes() is not None
+
+
+def test_pairs_from_urls_equal_pairs_from_files(
+    server: RangeServer, served: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    sources = {
+        "local": (served / "area.tif", served / "scene.tif"),
+        "http": (server.url("area.tif"), server.url("scene.tif")),
+    }
+    for name, (aerial, map_raster) in sources.items():
+        args = ["pairs", str(aerial), str(map_raster), "-o", str(tmp_path / name), "--size", "128"]
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    local = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.png"))
+    remote = sorted(p.relative_to(tmp_path / "http") for p in (tmp_path / "http").rglob("*.png"))
+    assert local == remote and len(local) > 4
+    for name in local:
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "http" / name).read_bytes()
+    sources = json.loads((tmp_path / "http" / "dataset.json").read_text())["sources"]
+    assert sources == {
+        "aerial": f"/vsicurl/{server.url('area.tif')}",
+        "map": f"/vsicurl/{server.url('scene.tif')}",
+    }
