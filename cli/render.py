@@ -223,6 +223,7 @@ def render(
     geo-p2p render area.tif -o map.tif
     geo-p2p render area.tif -o map.tif --aoi parcel.geojson --cog
     geo-p2p render scene.tif -o map.tif --dry-run --json
+    geo-p2p render https://host/scene.tif -o map.tif   (s3://, /vsi... paths, STAC items too)
     """
     check_dry_run(dry_run, as_json)
     if output is None and not dry_run:

@@ -121,6 +121,7 @@ def tiles(
     geo-p2p tiles area.tif -o area.mbtiles --zoom 14-17
     geo-p2p tiles map.tif --map -o map.pmtiles
     geo-p2p tiles area.tif -o web/ --dry-run
+    geo-p2p tiles s3://bucket/scene.tif -o web/         (https://, /vsi... paths, STAC items too)
     """
     check_dry_run(dry_run, as_json)
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
