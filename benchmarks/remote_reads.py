@@ -23,51 +23,17 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import rasterio
-import rasterio.shutil
 import torch
-from affine import Affine
-from rasterio.enums import Resampling
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from httpserver import RangeServer  # noqa: E402  # the tests' server
+from cogs import area_of_interest, block_bytes, write_cog  # noqa: E402  # the tests' COGs
+from httpserver import RangeServer  # noqa: E402
 
 import geo_p2p.render  # noqa: E402
 from geo_p2p import Translator  # noqa: E402
 from geo_p2p.nets import UNetGenerator, set_inference_stats  # noqa: E402
 
 AREA = Path(__file__).parents[1] / "examples" / "area.tif"
-
-
-def build_cog(dst: Path, size: int) -> None:
-    with rasterio.open(AREA) as ds:
-        height = round(ds.height * size / ds.width)
-        data = ds.read(out_shape=(3, height, size), resampling=Resampling.bilinear)
-        transform = ds.transform @ Affine.scale(ds.width / size, ds.height / height)
-        profile = ds.profile | {"width": size, "height": height, "transform": transform}
-    plain = dst.with_suffix(".plain.tif")
-    tiling = {"tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
-    with rasterio.open(plain, "w", **profile | tiling) as out:
-        out.write(data)
-    rasterio.shutil.copy(plain, dst, driver="COG", blocksize=256, compress="deflate")
-
-
-def block_bytes(ds: rasterio.DatasetReader, row0: int, col0: int, row1: int, col1: int) -> int:
-    """Bytes of the full-resolution blocks meeting pixel rows row0-row1, columns col0-col1."""
-    bh, bw = ds.block_shapes[0]
-    rows = range(max(0, row0) // bh, min(ds.height - 1, row1) // bh + 1)
-    cols = range(max(0, col0) // bw, min(ds.width - 1, col1) // bw + 1)
-    tags = [ds.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1) for r in rows for c in cols]
-    return sum(int(t) for t in tags)
-
-
-def area_of_interest(ds: rasterio.DatasetReader, tile: int) -> tuple[str, int]:
-    """The tenth-of-the-area box as WKT, and the bytes of the blocks under its tiles."""
-    left, bottom, right, top = ds.bounds
-    x0, y0 = left + (right - left) * 0.1, bottom + (top - bottom) * 0.35
-    x1, y1 = x0 + (right - left) * 0.316, y0 + (top - bottom) * 0.316
-    (row0, col0), (row1, col1) = ds.index(x0, y1), ds.index(x1, y0)
-    needed = block_bytes(ds, row0 - tile, col0 - tile, row1 + tile, col1 + tile)
-    return f"POLYGON(({x0} {y0}, {x1} {y0}, {x1} {y1}, {x0} {y1}, {x0} {y0}))", needed
 
 
 def no_read_ahead(reader: object, grid: object, tiles: Iterable) -> Iterator:
@@ -88,7 +54,7 @@ def main() -> None:
     read_ahead = geo_p2p.render.read_ahead
     with tempfile.TemporaryDirectory() as folder:
         cog = Path(folder) / "scene.tif"
-        build_cog(cog, args.size)
+        write_cog(AREA, cog, args.size)
         size = cog.stat().st_size
         with rasterio.open(cog) as ds:
             print(

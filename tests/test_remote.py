@@ -22,12 +22,11 @@ import pystac
 import pytest
 import rasterio
 import rasterio.shutil
-from affine import Affine
 from click.testing import CliRunner, Result
+from cogs import area_of_interest, write_cog
 from conftest import ATLANTA
 from geo_p2p_cli.main import cli
 from httpserver import RangeServer
-from rasterio.enums import Resampling
 
 import geo_p2p.inputs.identity
 import geo_p2p.inputs.network
@@ -43,30 +42,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 AREA = Path(__file__).parents[1] / "examples" / "area.tif"  # 875x400 RGB, EPSG:2056, 0.5 m
 FAST_RETRIES = {"GDAL_HTTP_MAX_RETRY": "1", "GDAL_HTTP_RETRY_DELAY": "0.01"}
-
-
-def write_cog(src: Path, dst: Path, size: int | None = None) -> Path:
-    """``src`` as a COG of 256 px blocks with overviews, upsampled to ``size`` px wide."""
-    with rasterio.open(src) as ds:
-        width = size or ds.width
-        height = round(ds.height * width / ds.width)
-        data = ds.read(out_shape=(ds.count, height, width), resampling=Resampling.bilinear)
-        profile = ds.profile | {
-            "driver": "GTiff",
-            "width": width,
-            "height": height,
-            "transform": ds.transform @ Affine.scale(ds.width / width, ds.height / height),
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "compress": "deflate",
-        }
-    plain = dst.with_suffix(".plain.tif")
-    with rasterio.open(plain, "w", **profile) as out:
-        out.write(data)
-    rasterio.shutil.copy(plain, dst, driver="COG", blocksize=256, compress="deflate")
-    plain.unlink()
-    return dst
 
 
 @pytest.fixture(scope="module")
@@ -287,17 +262,8 @@ def test_an_aoi_render_fetches_only_the_blocks_under_the_area(
     translator: Translator, server: RangeServer, served: Path, tmp_path: Path
 ) -> None:
     scene = served / "scene.tif"
-    with rasterio.open(scene) as ds:
-        left, bottom, right, top = ds.bounds
-        # A tenth of the area, in the middle of the west half.
-        width, height = (right - left) * 0.316, (top - bottom) * 0.316
-        x0, y0 = left + (right - left) * 0.1, bottom + (top - bottom) * 0.35
-        x1, y1 = x0 + width, y0 + height
-        # The blocks under the model tiles that meet it (a tile beyond it on each side).
-        (row0, col0), (row1, col1) = ds.index(x0, y1), ds.index(x1, y0)
-        tile = translator.tile
-        needed = block_bytes(ds, row0 - tile, col0 - tile, row1 + tile, col1 + tile)
-    aoi = f"POLYGON(({x0} {y0}, {x1} {y0}, {x1} {y1}, {x0} {y1}, {x0} {y0}))"
+    with rasterio.open(scene) as ds:  # a tenth of the area, in the middle of the west half
+        aoi, needed = area_of_interest(ds, translator.tile)
     summary = translator.render(
         server.url("scene.tif"), tmp_path / "aoi.tif", resolution="native", aoi=aoi
     )
@@ -307,15 +273,6 @@ def test_an_aoi_render_fetches_only_the_blocks_under_the_area(
     assert fetched < 16384 + 1.1 * needed < 0.5 * size, (fetched, needed, size)
     translator.render(served / "scene.tif", tmp_path / "local.tif", resolution="native", aoi=aoi)
     same_file(tmp_path / "local.tif", tmp_path / "aoi.tif")
-
-
-def block_bytes(ds: rasterio.DatasetReader, row0: int, col0: int, row1: int, col1: int) -> int:
-    """Bytes of the full-resolution blocks of ``ds`` meeting the pixel rows and columns."""
-    height, width = ds.block_shapes[0]
-    rows = range(max(0, row0) // height, min(ds.height - 1, row1) // height + 1)
-    cols = range(max(0, col0) // width, min(ds.width - 1, col1) // width + 1)
-    tags = [ds.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1) for r in rows for c in cols]
-    return sum(int(t) for t in tags)
 
 
 def test_the_value_stretch_reads_an_overview(server: RangeServer, served: Path) -> None:
@@ -414,6 +371,15 @@ def test_stac_asset_choice(tmp_path: Path, server: RangeServer) -> None:
         (server.root / "item.json").unlink()
 
 
+def same_pngs(a: Path, b: Path) -> int:
+    """Check that folders ``a`` and ``b`` hold the same PNG files, byte for byte; their count."""
+    names = sorted(p.relative_to(a) for p in a.rglob("*.png"))
+    assert names == sorted(p.relative_to(b) for p in b.rglob("*.png"))
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    return len(names)
+
+
 def test_tiles_over_http_equal_the_local_tiles(
     model_dir: Path, server: RangeServer, served: Path, tmp_path: Path
 ) -> None:
@@ -422,11 +388,7 @@ def test_tiles_over_http_equal_the_local_tiles(
     for src, dst in ((served / "area.tif", "local"), (server.url("area.tif"), "http")):
         result = runner.invoke(cli, ["tiles", str(src), "-o", str(tmp_path / dst), *options])
         assert result.exit_code == 0, result.output
-    local = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.png"))
-    remote = sorted(p.relative_to(tmp_path / "http") for p in (tmp_path / "http").rglob("*.png"))
-    assert local == remote and len(local) > 2
-    for name in local:
-        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "http" / name).read_bytes()
+    assert same_pngs(tmp_path / "local", tmp_path / "http") > 2
 
 
 def test_no_secret_reaches_the_output(model_dir: Path, server: RangeServer, tmp_path: Path) -> None:
@@ -537,11 +499,7 @@ def test_pairs_from_urls_equal_pairs_from_files(
         args = ["pairs", str(aerial), str(map_raster), "-o", str(tmp_path / name), "--size", "128"]
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, result.output
-    local = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.png"))
-    remote = sorted(p.relative_to(tmp_path / "http") for p in (tmp_path / "http").rglob("*.png"))
-    assert local == remote and len(local) > 4
-    for name in local:
-        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "http" / name).read_bytes()
+    assert same_pngs(tmp_path / "local", tmp_path / "http") > 4
     sources = json.loads((tmp_path / "http" / "dataset.json").read_text())["sources"]
     assert sources == {
         "aerial": f"/vsicurl/{server.url('area.tif')}",
