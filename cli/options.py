@@ -110,6 +110,7 @@ def as_click_errors(verb: str) -> Iterator[None]:
     from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioError
 
+    from geo_p2p.inputs import redact
     from geo_p2p.raster import RenderError
 
     try:
@@ -117,4 +118,4 @@ def as_click_errors(verb: str) -> Iterator[None]:
     except RenderError as e:
         raise InputError(str(e), e.param) from None
     except (OSError, RasterioError, CPLE_BaseError) as e:  # GDAL's word, in one line
-        raise click.ClickException(f"{verb} failed: {' '.join(str(e).split())}") from None
+        raise click.ClickException(f"{verb} failed: {redact(' '.join(str(e).split()))}") from None
