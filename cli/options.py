@@ -71,7 +71,47 @@ def _creation_options(
 
 # Inputs and outputs.
 
-raster_input = click.argument("input", type=click.Path(exists=True, dir_okay=False))
+ASSET_KEY = "geo_p2p.asset"
+"""Where ``--asset`` leaves its value in the click context, for :class:`RasterInput`."""
+
+
+class RasterInput(click.ParamType):
+    """A raster to read: a local file (which must exist), an ``http(s)://``, ``s3://``,
+    ``gs://`` or ``az://`` URL, a GDAL path (``/vsis3/...``, ``/vsicurl/...``, ``/vsizip/...``)
+    or a STAC Item (a JSON file or URL). Converted to the path GDAL opens, with the asset that
+    ``--asset`` names for a STAC Item (``asset``: whether ``--asset`` applies to this one)."""
+
+    name = "raster"
+
+    def __init__(self, asset: bool = True) -> None:
+        self.asset = asset
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from geo_p2p.errors import RenderError
+        from geo_p2p.inputs import resolve_input
+
+        asset = ctx.meta.get(ASSET_KEY) if ctx is not None and self.asset else None
+        try:
+            return resolve_input(value, asset)
+        except RenderError as e:  # one line, without the usage text
+            name = param.human_readable_name if param is not None else e.param
+            raise InputError(str(e), "--asset" if e.param == "--asset" else name) from None
+
+
+def _keep_asset(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    ctx.meta[ASSET_KEY] = value
+
+
+asset = click.option(
+    "--asset",
+    metavar="NAME",
+    is_eager=True,  # read before the input argument, wherever it stands on the line
+    expose_value=False,
+    callback=_keep_asset,
+    help="With a STAC item as input: the asset to read [the visual RGB one].",
+)
+"""``--asset NAME``: the asset of a STAC Item that :class:`RasterInput` reads."""
+raster_input = click.argument("input", type=RasterInput())
 
 
 def output(help: str, **kwargs: Any) -> Decorator:
@@ -270,6 +310,7 @@ def _one_line_errors(verb: str) -> Iterator[None]:
     from rasterio.errors import RasterioError
 
     from geo_p2p.errors import RenderError
+    from geo_p2p.inputs import redact
 
     debugging = logging.getLogger().isEnabledFor(logging.DEBUG)
     try:
@@ -283,7 +324,8 @@ def _one_line_errors(verb: str) -> Iterator[None]:
     except (OSError, RasterioError, CPLE_BaseError) as e:  # GDAL's word, in one line
         if debugging:
             raise
-        raise click.ClickException(f"{verb} failed: {' '.join(str(e).split())}") from None
+        message = redact(" ".join(str(e).split()))
+        raise click.ClickException(f"{verb} failed: {message}") from None
     except (ValueError, RuntimeError) as e:
         if debugging:
             raise

@@ -10,8 +10,9 @@ from . import options as o
 
 
 @click.command()
-@click.argument("aerial", type=click.Path(path_type=Path))
-@click.argument("map_raster", metavar="MAP", type=click.Path(path_type=Path))
+@click.argument("aerial", type=o.RasterInput())
+@click.argument("map_raster", metavar="MAP", type=o.RasterInput(asset=False))
+@o.asset
 @o.output(
     "Folder to create: train/ and val/ pair PNGs and dataset.json.",
     type=click.Path(file_okay=False, path_type=Path),
@@ -47,7 +48,7 @@ from . import options as o
 @click.option("--seed", default=0, show_default=True, help="Seed of the choice of val blocks.")
 @o.overwrite
 @o.reports_errors("pairs")
-def pairs(aerial: Path, map_raster: Path, output: Path, **options: object) -> None:
+def pairs(aerial: str, map_raster: str, output: Path, **options: object) -> None:
     """Cut side-by-side AERIAL | MAP pair images for `geo-p2p train` from two rasters.
 
     The rasters may differ in CRS, resolution and extent: both are read onto one grid in

@@ -15,6 +15,7 @@ from . import options as o
 
 @click.command(short_help="Translate a georeferenced raster into a map-style GeoTIFF.")
 @o.raster_input
+@o.asset
 @o.output("Output GeoTIFF (required unless --dry-run).", type=click.Path(dir_okay=False))
 @o.model_dir
 @o.bands
@@ -112,6 +113,7 @@ def render(
     geo-p2p render area.tif -o map.tif
     geo-p2p render area.tif -o map.tif --aoi parcel.geojson --cog
     geo-p2p render scene.tif -o map.tif --dry-run --json
+    geo-p2p render https://host/scene.tif -o map.tif   (s3://, /vsi... paths, STAC items too)
     """
     from geo_p2p.regions import ModelSpec, render_regions
 

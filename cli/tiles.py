@@ -29,6 +29,7 @@ def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
 
 @click.command(short_help="Translate a raster into a web map: XYZ folder, MBTiles, PMTiles.")
 @o.raster_input
+@o.asset
 @o.output(
     "A folder (z/x/y tiles, tilejson.json, index.html), *.mbtiles or *.pmtiles.", required=True
 )
@@ -91,6 +92,7 @@ def tiles(
     geo-p2p tiles area.tif -o area.mbtiles --zoom 14-17
     geo-p2p tiles map.tif --map -o map.pmtiles
     geo-p2p tiles area.tif -o web/ --dry-run
+    geo-p2p tiles s3://bucket/scene.tif -o web/         (https://, /vsi... paths, STAC items too)
     """
     from geo_p2p.render.translator import Translator
     from geo_p2p.webtiles import TilesOptions, make_tiles, plan_tiles

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from .aoi import AreaOfInterest, pixel_geometry
 from .errors import RenderError
 from .files import check_output
+from .inputs import redact
 from .raster import (
     NODATA_FILL,
     Source,
@@ -148,7 +149,7 @@ def make_pairs(
             "size": size,
             "stride": stride,
             "names": "r<row>_c<col>.png: top-left pixel of the window on this grid",
-            "sources": {"aerial": str(aerial), "map": str(map_raster)},
+            "sources": {"aerial": redact(str(aerial)), "map": redact(str(map_raster))},
             "counts": {**counts, "skipped_no_data": skipped},
             "split": {"val_fraction": val_fraction, "block_px": size * BLOCK_WINDOWS, "seed": seed},
         }

@@ -26,6 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from .errors import RenderError
 from .geodesy import finer, ground_resolution, missing_georeferencing
 from .grids import native_grid, output_grid
+from .inputs import is_local, is_remote, resolve_input
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,10 @@ def inspect_source(
     ``resolution``: "auto" resamples to ``gsd`` (the model's metres per pixel), "native" keeps the
     input grid, a number sets the output's ground resolution in metres per pixel. Inputs
     georeferenced by ground control points or RPCs, or with a rotated geotransform, are warped
-    north-up on the fly (see :func:`native_grid`).
+    north-up on the fly (see :func:`~geo_p2p.grids.native_grid`). ``path`` may be a URL, a GDAL
+    path or a STAC Item (see :func:`geo_p2p.inputs.resolve_input`).
     """
+    path = resolve_input(path)
     with open_raster(path) as src:
         grid = native_grid(src)
         if grid is None:
@@ -131,13 +134,20 @@ def open_quietly(path: str | Path, mode: str = "r", **profile: object) -> raster
 
 @contextmanager
 def open_raster(path: str | Path, param: str = "INPUT") -> Iterator[rasterio.DatasetReader]:
-    """The raster at ``path`` open for reading; a RenderError for ``param`` if it is missing or
-    not a raster GDAL reads."""
-    if not Path(path).exists() and "://" not in str(path):
+    """The raster at ``path`` (a resolved input, see :func:`geo_p2p.inputs.resolve_input`) open
+    for reading; a RenderError for ``param`` if it is missing, out of reach, or not a raster GDAL
+    reads."""
+    if is_local(path) and not Path(path).exists():
         raise RenderError(f"{path} does not exist", param)
     try:
         src = open_quietly(path)
     except RasterioIOError as e:
+        if is_remote(path):
+            raise RenderError(
+                f"cannot open {path} ({e}): check the URL, the network and the credentials "
+                "(GDAL's AWS_* and GDAL_HTTP_* settings), or try again later",
+                param,
+            ) from e
         raise RenderError(f"{path} is not a raster that GDAL can read ({e})", param) from e
     with src:
         yield src
@@ -146,7 +156,7 @@ def open_raster(path: str | Path, param: str = "INPUT") -> Iterator[rasterio.Dat
 def require_georeferencing(path: str | Path, purpose: str, param: str = "INPUT") -> None:
     """Refuse a raster that has no CRS or no geotransform: ``purpose`` says why it needs both
     and how to add them (e.g. "web tiles need a CRS and a geotransform (...)")."""
-    with open_raster(path, param) as src:
+    with open_raster(resolve_input(path, param=param), param) as src:
         missing = missing_georeferencing(src)
     if missing:
         raise RenderError(f"{path} has no {missing}: {purpose}", param)

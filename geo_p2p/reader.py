@@ -15,6 +15,7 @@ from rasterio.windows import Window
 
 from .errors import RenderError
 from .grids import warp_north_up, warp_resampling
+from .inputs import is_remote, prepare_remote, read_with_retries
 from .raster import Source, open_quietly
 
 
@@ -25,11 +26,13 @@ class ReadError(RenderError):
         cause = error.__cause__ or error.__context__ or error
         reason = " ".join(str(cause).split()) or type(cause).__name__
         grid = "" if source.resampling is None else " of the grid it is resampled to"
+        hint = f"the file may be damaged; check it with 'gdalinfo -checksum {source.path}'"
+        if is_remote(source.path):
+            hint = "the server did not deliver it; try again later (--resume keeps what is done)"
         super().__init__(
             f"cannot read {source.path} at pixels x {window.col_off}-"
             f"{window.col_off + window.width}, y {window.row_off}-"
-            f"{window.row_off + window.height}{grid} ({reason}): the file may be damaged; "
-            f"check it with 'gdalinfo -checksum {source.path}'",
+            f"{window.row_off + window.height}{grid} ({reason}): {hint}",
             "INPUT",
         )
 
@@ -40,7 +43,14 @@ class RasterReader:
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        prepare_remote(source.path)  # in a worker process too
         self._open = ExitStack()
+        self._ds = self._dataset()
+        self._palette = None if source.palette is None else np.array(source.palette, np.uint8)
+
+    def _dataset(self) -> rasterio.DatasetReader | WarpedVRT:
+        """Open the input and the warps that bring it onto the source's grid."""
+        source = self.source
         ds = self._open.enter_context(open_quietly(source.path))
         if source.warp is not None:
             categorical = warp_resampling(source.palette is not None)
@@ -62,8 +72,11 @@ class RasterReader:
                     add_alpha=unmasked,
                 )
             )
-        self._ds: rasterio.DatasetReader | WarpedVRT = ds
-        self._palette = None if source.palette is None else np.array(source.palette, np.uint8)
+        return ds
+
+    def _reopen(self) -> None:
+        self._open.close()
+        self._ds = self._dataset()
 
     def __enter__(self) -> RasterReader:
         return self
@@ -82,9 +95,13 @@ class RasterReader:
         window = Window(col, row, width, height)
         bands = self.source.bands
         shape = None if out_shape is None else (len(bands), *out_shape)
-        try:
+
+        def read() -> tuple[np.ndarray, np.ndarray]:
             data = self._ds.read(bands, window=window, out_shape=shape)
-            valid = self._ds.read_masks(bands, window=window, out_shape=shape).any(axis=0)
+            return data, self._ds.read_masks(bands, window=window, out_shape=shape).any(axis=0)
+
+        try:  # a remote input is reopened and read again after a dropped connection
+            data, valid = read_with_retries(self.source.path, read, self._reopen)
         except RasterioError as e:
             raise ReadError(self.source, window, e) from e
         if data.dtype.kind == "f":

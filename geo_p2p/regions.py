@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .inputs import network_bytes
 from .render.options import RenderOptions
 from .render.translator import Translator
 from .run.driver import RenderSummary, execute
@@ -75,6 +76,7 @@ def render_regions(
     # The grid needs the model's tile and ground resolution only: loaded on the CPU here when
     # the regions are rendered elsewhere.
     local = compute is None
+    counted = network_bytes() if local else None  # workers elsewhere fetch uncounted
     translator = model.load() if local else model.load(device="cpu", precision="fp32")
     executor = LocalRegions(translator.engine) if compute is None else compute
     # The rate here says nothing of a cluster's.
@@ -93,4 +95,4 @@ def render_regions(
         }
         journal = Journal(dst, fingerprint(src, translator.module, settings), len(job.parts))
     writer = GeoTIFFWriter(dst, job.source, options, journal)
-    return execute(job, executor, writer, progress)
+    return execute(job, executor, writer, progress, counted)

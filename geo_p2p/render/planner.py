@@ -25,6 +25,7 @@ from ..aoi import AreaOfInterest
 from ..errors import RenderError
 from ..files import check_output
 from ..grids import crs_name
+from ..inputs import redact
 from ..progress import duration
 from ..raster import Source, inspect_source
 from .engine import SMALL_JOB_TILES
@@ -132,7 +133,7 @@ def plan_job(
         estimate = tiles > SMALL_JOB_TILES
     resampled = source.resampling and f"resampled ({source.resampling.name})"
     plan = RenderPlan(
-        input=str(src),
+        input=redact(str(src)),
         input_size=source.input_shape[::-1],
         input_gsd=source.input_gsd,
         output_size=(source.width, source.height),

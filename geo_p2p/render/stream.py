@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..aoi import AreaOfInterest
+from ..inputs.prefetch import read_ahead
 from ..progress import Progress
 from ..raster import NODATA_FILL, Source
 from ..reader import RasterReader
@@ -131,7 +132,7 @@ def raster_tiles(
 ) -> Generator[TileData, None, None]:
     """Read ``tiles`` of ``grid`` from ``source`` (opened in the thread that iterates this)."""
     with RasterReader(source) as reader:
-        for tile in tiles:
+        for tile in read_ahead(reader, grid, tiles):  # a row at a time from a server
             h, w = grid.clip(tile)
             data, valid = reader.read(tile.row, tile.col, h, w)
             inside = valid & area.mask(tile.row, tile.col, h, w) if area is not None else valid

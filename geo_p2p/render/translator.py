@@ -25,6 +25,7 @@ import torch
 from ..card import load_model
 from ..errors import RenderError
 from ..fusion import fuse_batchnorm
+from ..inputs import network_bytes
 from ..nets import InferenceStats, set_inference_stats
 from ..run.driver import RenderSummary, execute
 from ..run.executors import StreamExecutor
@@ -212,12 +213,14 @@ class Translator:
         """
         options = RenderOptions.build(options, **keywords)
         dst = Path(dst)
+        counted = network_bytes()
         job = self.job(src, options, dst=dst)
         assert job.plan is not None
         log.info("%s", job.plan.line())
         self.engine.prepare(job.plan.tiles)  # outside the timed render
         writer = GeoTIFFWriter(dst, job.source, options)
-        return execute(job, StreamExecutor(self.engine, self.strip_width), writer, progress)
+        executor = StreamExecutor(self.engine, self.strip_width)
+        return execute(job, executor, writer, progress, counted)
 
     def plan(
         self, src: str | Path, options: RenderOptions | None = None, **keywords: Any

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import rasterio
 
+from ..inputs import fetched_since, format_bytes
 from ..progress import Progress
 from ..render.planner import Job
 from .executors import Executor
@@ -26,21 +27,30 @@ class RenderSummary:
     skipped: int
     seconds: float
     output: Path
+    fetched: int | None = None
+    """Bytes fetched over the network for a remote input (None: local, or not counted)."""
 
     def __str__(self) -> str:
         rate = self.tiles / self.seconds if self.seconds > 0 else float("inf")
+        fetched = "" if self.fetched is None else f", {format_bytes(self.fetched)} fetched"
         return (
             f"rendered {self.tiles} tiles in {self.seconds:.1f} s ({rate:.1f} tiles/s, "
-            f"{self.skipped} all-no-data tiles skipped): {self.output}"
+            f"{self.skipped} all-no-data tiles skipped{fetched}): {self.output}"
         )
 
 
 def execute(
-    job: Job, executor: Executor, writer: GeoTIFFWriter, progress: bool | None = None
+    job: Job,
+    executor: Executor,
+    writer: GeoTIFFWriter,
+    progress: bool | None = None,
+    counted: int | None = None,
 ) -> RenderSummary:
     """Render ``job`` with ``executor`` into ``writer`` (the parts it has not done already, when
     resuming) and finish the output; logs and returns the summary. ``progress``: a bar (None:
-    when stderr is a terminal, else log lines)."""
+    when stderr is a terminal, else log lines). ``counted``: the bytes GDAL had fetched before
+    the job was planned (:func:`~geo_p2p.inputs.network_bytes`; None: not counted, as on a
+    cluster, whose workers fetch), for the summary."""
     start = time.perf_counter()
     with rasterio.Env(**GDAL_OPTIONS, **executor.gdal_settings(job)), writer:
         parts = job.parts
@@ -53,6 +63,7 @@ def execute(
         with Progress(tiles, "geo-p2p render", "tile", progress) as bar:
             translated, total = executor.run(job, todo, writer, bar)
         writer.finish()
-    summary = RenderSummary(translated, total - translated, time.perf_counter() - start, writer.dst)
+    seconds, fetched = time.perf_counter() - start, fetched_since(counted, job.source.path)
+    summary = RenderSummary(translated, total - translated, seconds, writer.dst, fetched)
     log.info("%s", summary)
     return summary

@@ -18,18 +18,9 @@ import torch
 
 from ..errors import RenderError
 from ..files import atomic_write_bytes
+from ..inputs import input_identity
 
 JOURNAL_VERSION = 2
-
-
-def input_identity(src: str | Path) -> dict[str, object]:
-    """What identifies an input file: its resolved path, size and modification time; for a
-    URL or a GDAL virtual path, its name."""
-    path = Path(src)
-    if not path.exists():
-        return {"path": str(src)}
-    stat = path.stat()
-    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def module_digest(module: torch.nn.Module) -> str:
@@ -44,7 +35,9 @@ def module_digest(module: torch.nn.Module) -> str:
 def fingerprint(
     src: str | Path, module: torch.nn.Module | None, settings: Mapping[str, object]
 ) -> dict[str, object]:
-    """What must be the same to resume a job: the input (:func:`input_identity`), the model
+    """What must be the same to resume a job: the input
+    (:func:`~geo_p2p.inputs.input_identity`: path, size and modification time of a file; URL,
+    size, ETag and Last-Modified of a remote one), the model
     (:func:`module_digest`; None: no model) and the ``settings`` that change the output, as
     JSON data (tuples as lists, as read back)."""
     model = None if module is None else module_digest(module)
@@ -57,7 +50,7 @@ def difference(old: Mapping[str, object], new: Mapping[str, object]) -> str | No
     for key in [*new, *(k for k in old if k not in new)]:
         if old.get(key) != new.get(key):
             if key == "input":
-                return "the input file (its path, size or modification time)"
+                return "the input (its path or URL, size, modification time or ETag)"
             if key == "model":
                 return "the model's weights"
             option = "--" + key.replace("_", "-")

@@ -26,6 +26,7 @@ import shapely
 
 from ..aoi import AreaOfInterest
 from ..errors import RenderError
+from ..inputs import file_name
 from ..progress import Progress
 from ..raster import Source
 from ..render.mosaic import Block
@@ -164,7 +165,7 @@ def make_tiles(
             job.bounds,
             *plan.zooms,
             o.attribution,
-            f"{job.src.name}, geo-p2p",
+            f"{file_name(job.src)}, geo-p2p",
         )
         if isinstance(store, XYZDirectory):
             store.write_viewer(info, INPUT_LAYER if job.with_input else None)

@@ -106,7 +106,8 @@ class TilesJob:
     """A tile pyramid laid out by :func:`plan_tiles`, ready for
     :func:`~geo_p2p.webtiles.make.make_tiles`."""
 
-    src: Path
+    src: str
+    """The input as given (a path, URL or STAC Item)."""
     dst: Path
     options: TilesOptions
     bounds: tuple[float, float, float, float]
@@ -181,7 +182,7 @@ def plan_tiles(
     stamp = fingerprint(src, None if translator is None else translator.module, settings)
     plan = TilePlan(zooms, reason, counts, 2 if with_input else 1, 0, model_tiles, seconds)
     area = area_on(native_area, native, source) if native_area else None
-    return TilesJob(Path(src), dst, o, bounds, ranges, source, area, with_input, stamp, plan)
+    return TilesJob(str(src), dst, o, bounds, ranges, source, area, with_input, stamp, plan)
 
 
 def _check_tiles(
