@@ -37,6 +37,7 @@ from geo_p2p.errors import RenderError
 from geo_p2p.inputs import input_identity, network_bytes, resolve_input
 from geo_p2p.inputs.stac import asset_href
 from geo_p2p.raster import inspect_source
+from geo_p2p.webtiles import make_tiles
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -389,6 +390,12 @@ def test_tiles_over_http_equal_the_local_tiles(
         result = runner.invoke(cli, ["tiles", str(src), "-o", str(tmp_path / dst), *options])
         assert result.exit_code == 0, result.output
     assert same_pngs(tmp_path / "local", tmp_path / "http") > 2
+    server.reset()
+    summary = make_tiles(
+        server.url("area.tif"), tmp_path / "again.mbtiles", zooms=(16, 17), progress=False
+    )
+    assert summary.fetched == server.body_bytes() > 0  # what GDAL counted is what was sent
+    assert "fetched" in str(summary)
 
 
 def test_no_secret_reaches_the_output(model_dir: Path, server: RangeServer, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import shapely
 
 from ..aoi import AreaOfInterest
 from ..errors import RenderError
-from ..inputs import file_name
+from ..inputs import fetched_since, file_name, format_bytes, network_bytes
 from ..progress import Progress
 from ..raster import Source
 from ..render.mosaic import Block
@@ -105,11 +105,14 @@ class TilesSummary:
     seconds: float
     output: Path
     zooms: tuple[int, int]
+    fetched: int | None = None
+    """Bytes fetched over the network for a remote input (None: local, or not counted)."""
 
     def __str__(self) -> str:
+        fetched = "" if self.fetched is None else f" ({format_bytes(self.fetched)} fetched)"
         return (
             f"wrote {self.written} tiles, zooms {self.zooms[0]}-{self.zooms[1]}, in "
-            f"{self.seconds:.1f} s: {self.output}"
+            f"{self.seconds:.1f} s{fetched}: {self.output}"
         )
 
 
@@ -135,7 +138,7 @@ def make_tiles(
 
     Raises RenderError for unusable input or options; a store is complete only once finished.
     """
-    start = time.perf_counter()
+    start, counted = time.perf_counter(), network_bytes()
     job = plan_tiles(src, dst, translator, options, **keywords)
     o = job.options
     fmt = o.fmt
@@ -175,7 +178,8 @@ def make_tiles(
             layer.close()
         raise
     written = sum(pyramid.written for pyramid in pyramids)
-    summary = TilesSummary(written, time.perf_counter() - start, job.dst, plan.zooms)
+    fetched = fetched_since(counted, job.source.path)
+    summary = TilesSummary(written, time.perf_counter() - start, job.dst, plan.zooms, fetched)
     log.info("%s", summary)
     return summary
 
