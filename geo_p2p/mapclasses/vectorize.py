@@ -367,23 +367,23 @@ class _Centrelines:
 
     def end_row(self, bottom: int) -> None:
         """Join the open pieces where exactly two open ends meet; write the lines that do not
-        reach into the next row."""
-        pieces = _join(self._open)
+        reach into the next row. Every end above ``bottom`` has met all the pieces it will
+        meet, so it is closed from now on."""
         last = bottom >= self.grid.height
-        self._open = []
+        pieces, self._open = _join(self._open), []
         for piece in pieces:
-            ends = piece.coords[[0, -1], 1]
-            if not last and ends.max() > bottom:
+            piece.open_start &= not last and bool(piece.coords[0, 1] > bottom)
+            piece.open_end &= not last and bool(piece.coords[-1, 1] > bottom)
+            if piece.open_start or piece.open_end:
                 self._open.append(piece)
             else:
                 self._write(piece.coords)
 
     def _write(self, coords: np.ndarray) -> None:
         line = shapely.LineString(coords)
-        length = line.length * self.scale
         if self.tolerance > 0:
             line = shapely.simplify(line, self.tolerance, preserve_topology=False)
-        self.layers.add(CENTRELINES, self.grid.to_crs(line), length_m=length)
+        self.layers.add(CENTRELINES, self.grid.to_crs(line), length_m=line.length * self.scale)
 
 
 def _join(pieces: list[_Piece]) -> list[_Piece]:

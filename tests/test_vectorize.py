@@ -1,0 +1,208 @@
+"""Class rasters and their vector layers: names GDAL reads, areas, seams, centrelines, the CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from click.testing import CliRunner
+from PIL import Image
+
+from geo_p2p.mapclasses import maps_palette, majority_filter
+from geo_p2p.mapclasses.classraster import (
+    class_areas,
+    class_profile,
+    class_raster_output,
+    crisp_geotiff,
+    read_class_names,
+    sidecar_path,
+)
+from geo_p2p.mapclasses.vectorize import CENTRELINES, VectorOptions, vectorize
+from geo_p2p_cli.main import cli
+
+pyogrio = pytest.importorskip("pyogrio", reason="the vectors extra is not installed")
+pytest.importorskip("skimage", reason="the vectors extra is not installed")
+
+PAIRS = Path(__file__).parents[1] / "examples" / "pairs" / "train"
+TRANSFORM = Affine(0.9, 0, 2683000.0, 0, -0.9, 1248000.0)
+CRS = "EPSG:2056"
+
+
+def write_classes(path: Path, values: np.ndarray) -> Path:
+    """A class raster of the maps palette (EPSG:2056, 0.9 m)."""
+    profile = class_profile(values.shape[1], values.shape[0], CRS, TRANSFORM)
+    with class_raster_output(path, maps_palette(), profile) as out:
+        out.write(values, 1)
+    return path
+
+
+def real_classes(path: Path) -> Path:
+    """The class raster of two real maps-style targets side by side (1200 x 600, from
+    examples/pairs), majority-filtered as the crisp style is."""
+    halves = []
+    for name in ("1.jpg", "2.jpg"):
+        image = np.asarray(Image.open(PAIRS / name).convert("RGB"))
+        halves.append(image[:, image.shape[1] // 2 :])
+    values = maps_palette().classify(np.concatenate(halves, axis=1)) + 1
+    return write_classes(path, majority_filter(values.astype(np.uint8), 2, 5))
+
+
+def read_layer(path: Path, layer: str) -> tuple[np.ndarray, dict]:
+    meta, _, wkb, fields = pyogrio.raw.read(path, layer=layer)
+    return shapely.from_wkb(wkb), dict(zip(meta["fields"], fields, strict=True))
+
+
+def test_class_raster_has_colours_and_names(tmp_path):
+    path = write_classes(tmp_path / "c.tif", np.array([[0, 1, 2], [3, 4, 5]], np.uint8))
+    with rasterio.open(path) as src:
+        assert src.nodata == 0 and src.crs.to_epsg() == 2056
+        assert src.colormap(1)[2] == (*maps_palette().classes[1].colour, 255)
+        assert read_class_names(src) == dict(enumerate(maps_palette().names, start=1))
+    assert "<Category>road</Category>" in sidecar_path(path).read_text()
+    assert not list(tmp_path.glob(".*"))  # no temporary left
+
+
+@pytest.mark.skipif(shutil.which("gdalinfo") is None, reason="gdalinfo (gdal-bin) not installed")
+def test_gdalinfo_reads_the_class_names(tmp_path):
+    path = write_classes(tmp_path / "c.tif", np.array([[0, 1, 2], [3, 4, 5]], np.uint8))
+    info = subprocess.run(["gdalinfo", str(path)], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    assert "ColorInterp=Palette" in info.stdout
+    categories = info.stdout.split("Categories:")[1].split("Metadata:")[0].split()
+    assert categories == ["0:", "no", "data", "1:", "land", "2:", "road", "3:", "water"] + [
+        "4:",
+        "park",
+        "5:",
+        "highway",
+    ]
+    assert "1: 232,229,222,255" in info.stdout  # the colour table
+
+
+def test_crisp_geotiff_of_a_painted_map(tmp_path):
+    """A painted RGB map with a mask becomes the crisp style and a class raster on its grid."""
+    palette = maps_palette()
+    image = np.asarray(Image.open(PAIRS / "3.jpg").convert("RGB"))
+    painted = image[:, image.shape[1] // 2 :].transpose(2, 0, 1)
+    mask = np.full(painted.shape[1:], 255, np.uint8)
+    mask[:50] = 0
+    src = tmp_path / "painted.tif"
+    profile = {"driver": "GTiff", "count": 3, "dtype": "uint8", "crs": CRS, "transform": TRANSFORM}
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(src, "w", width=600, height=600, **profile) as dst:
+            dst.write(painted)
+            dst.write_mask(mask)
+    crisp_geotiff(src, palette, 2, tmp_path / "crisp.tif", tmp_path / "classes.tif")
+    with rasterio.open(tmp_path / "crisp.tif") as c, rasterio.open(tmp_path / "classes.tif") as k:
+        rgb, values = c.read(), k.read(1)
+        assert c.crs == k.crs and c.transform == k.transform == TRANSFORM
+        assert (c.dataset_mask()[:50] == 0).all() and (values[:50] == 0).all()
+    expected = palette.classify(painted.transpose(1, 2, 0)) + 1
+    expected[:50] = 0
+    assert np.array_equal(values, majority_filter(expected.astype(np.uint8), 2, 5))
+    assert np.array_equal(rgb[:, 50:].transpose(1, 2, 0), palette.paint(values[50:] - 1))
+    with pytest.raises(ValueError, match="exists"):
+        crisp_geotiff(src, palette, 2, classes=tmp_path / "classes.tif")
+
+
+def test_polygons_keep_the_class_areas_and_are_valid(tmp_path):
+    raster = real_classes(tmp_path / "c.tif")
+    out = tmp_path / "map.gpkg"
+    summary = vectorize(raster, out, VectorOptions(block=256))
+    layers = dict(pyogrio.list_layers(out))
+    assert layers == {**dict.fromkeys(maps_palette().names, "Polygon"), CENTRELINES: "LineString"}
+    assert pyogrio.read_info(out, layer="land")["crs"] == CRS
+    areas = class_areas(raster)
+    assert len(areas) >= 3
+    for name in areas:
+        geoms, fields = read_layer(out, name)
+        assert len(geoms) == summary.features[name] > 0
+        assert shapely.is_valid(geoms).all()
+        assert abs(shapely.area(geoms).sum() / areas[name] - 1) < 0.01, name
+        assert set(fields["class"]) == {name}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_blocks_leave_no_seams(tmp_path):
+    """Cut into 128 px blocks or not cut at all, the polygons are the same (no seams, no
+    slivers) and so are the centrelines."""
+    raster = real_classes(tmp_path / "c.tif")
+    vectorize(raster, tmp_path / "one.gpkg", VectorOptions(simplify=0, min_area=0, block=2048))
+    vectorize(raster, tmp_path / "many.gpkg", VectorOptions(simplify=0, min_area=0, block=128))
+    for name in maps_palette().names:
+        one, _ = read_layer(tmp_path / "one.gpkg", name)
+        many, _ = read_layer(tmp_path / "many.gpkg", name)
+        assert len(one) == len(many), name
+        difference = shapely.symmetric_difference(shapely.union_all(one), shapely.union_all(many))
+        assert difference.area < 1e-6, name
+    one, _ = read_layer(tmp_path / "one.gpkg", CENTRELINES)
+    many, _ = read_layer(tmp_path / "many.gpkg", CENTRELINES)
+
+    def wkt(lines):
+        return sorted(shapely.to_wkt(shapely.normalize(lines), rounding_precision=3))
+
+    assert len(one) > 100 and wkt(one) == wkt(many)
+
+
+def test_a_road_across_blocks_is_one_line(tmp_path):
+    values = np.ones((400, 400), np.uint8)
+    rows, cols = np.mgrid[:400, :400]
+    curve = 200 + 80 * np.sin(cols / 60)  # a winding road through many 128 px blocks
+    values[np.abs(rows - curve) < 5] = 2
+    raster = write_classes(tmp_path / "c.tif", values)
+    vectorize(raster, tmp_path / "map.gpkg", VectorOptions(block=128, halo=16))
+    lines, fields = read_layer(tmp_path / "map.gpkg", CENTRELINES)
+    assert len(lines) == 1
+    # From one side of the raster to the other, as long as the curve (0.9 m pixels).
+    expected = np.hypot(np.diff(curve[0]), 1).sum() * 0.9
+    assert fields["length_m"][0] == pytest.approx(expected, rel=0.03)
+
+
+def test_lines_meet_at_junctions(tmp_path):
+    values = np.ones((300, 300), np.uint8)
+    values[145:154, :] = 2  # an east-west road
+    values[:, 95:104] = 2  # crossed by a north-south one, and a third one ending on it
+    values[:150, 245:254] = 2
+    raster = write_classes(tmp_path / "c.tif", values)
+    vectorize(raster, tmp_path / "map.gpkg", VectorOptions(block=128, halo=16, simplify=0))
+    lines, _ = read_layer(tmp_path / "map.gpkg", CENTRELINES)
+    ends = np.concatenate([shapely.get_coordinates(line)[[0, -1]] for line in lines])
+    points, counts = np.unique(np.round(ends, 6), axis=0, return_counts=True)
+    # Every line ends at the raster's edge or at a junction that three or more lines share.
+    at_edge = (
+        (points[:, 0] < TRANSFORM.c + 10)
+        | (points[:, 0] > TRANSFORM.c + 270 - 10)
+        | (points[:, 1] > TRANSFORM.f - 10)
+        | (points[:, 1] < TRANSFORM.f - 270 + 10)
+    )
+    assert ((counts >= 3) | at_edge).all()
+    assert (counts >= 3).sum() >= 2  # the crossing and the T
+    assert shapely.union_all(lines).is_valid
+
+
+def test_cli_vectorize(tmp_path):
+    raster = real_classes(tmp_path / "c.tif")
+    out = tmp_path / "map.gpkg"
+    result = CliRunner().invoke(cli, ["vectorize", str(raster), "-o", str(out), "--lines", "road"])
+    assert result.exit_code == 0, result.output
+    assert "road_centrelines" in result.output and out.exists()
+    again = CliRunner().invoke(cli, ["vectorize", str(raster), "-o", str(out)])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    rgb = tmp_path / "rgb.tif"
+    profile = {"driver": "GTiff", "count": 3, "dtype": "uint8", "crs": CRS, "transform": TRANSFORM}
+    with rasterio.open(rgb, "w", width=4, height=4, **profile) as d:
+        d.write(np.zeros((3, 4, 4), np.uint8))
+    bad = CliRunner().invoke(cli, ["vectorize", str(rgb), "-o", str(tmp_path / "x.gpkg")])
+    assert bad.exit_code == 2 and "not a class raster" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    if shutil.which("ogrinfo"):
+        info = subprocess.run(
+            ["ogrinfo", "-so", str(out), "road"], capture_output=True, text=True, timeout=60
+        )
+        assert info.returncode == 0 and "Geometry: Polygon" in info.stdout
+        assert 'ID["EPSG",2056]' in info.stdout
