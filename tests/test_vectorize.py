@@ -12,9 +12,10 @@ import rasterio
 import shapely
 from affine import Affine
 from click.testing import CliRunner
+from geo_p2p_cli.main import cli
 from PIL import Image
 
-from geo_p2p.mapclasses import maps_palette, majority_filter
+from geo_p2p.mapclasses import majority_filter, maps_palette
 from geo_p2p.mapclasses.classraster import (
     class_areas,
     class_profile,
@@ -24,7 +25,6 @@ from geo_p2p.mapclasses.classraster import (
     sidecar_path,
 )
 from geo_p2p.mapclasses.vectorize import CENTRELINES, VectorOptions, vectorize
-from geo_p2p_cli.main import cli
 
 pyogrio = pytest.importorskip("pyogrio", reason="the vectors extra is not installed")
 pytest.importorskip("skimage", reason="the vectors extra is not installed")
