@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 from geo_p2p.card import DEFAULT_MODEL_DIR, load_card
 from geo_p2p.mapclasses import CrispStream, Palette, learn_palette, majority_filter, maps_palette
 from geo_p2p.mapclasses.crisp import ClassBlock, crisp_image, window_radius
-from geo_p2p.mapclasses.palette import best_colour
+from geo_p2p.mapclasses.palette import best_colour, pair_targets
 from geo_p2p.metrics import classify
 from geo_p2p.mosaic import Block
 
@@ -36,9 +37,24 @@ def _reference_mode(values: np.ndarray, radius: int, classes: int) -> np.ndarray
 
 
 def test_maps_palette_classifies_as_the_metric_does():
+    """Without margins, the maps palette is the metric's classification; the road margin
+    moves pixels between road and the others only."""
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    assert np.array_equal(maps_palette().classify(image), classify(image))
+    palette = maps_palette()
+    plain = Palette(tuple(replace(c, margin=0.0) for c in palette.classes))
+    assert np.array_equal(plain.classify(image), classify(image))
+    moved = palette.classify(image) != classify(image)
+    road = palette.index("road")
+    assert ((palette.classify(image) == road) | (classify(image) == road))[moved].all()
+
+
+def test_a_margin_widens_a_class():
+    grey = np.array([[246, 246, 242]], np.uint8)  # nearer land (244,244,236) than road
+    palette = maps_palette()
+    plain = Palette(tuple(replace(c, margin=0.0) for c in palette.classes))
+    assert plain.names[plain.classify(grey)[0]] == "land"
+    assert palette.names[palette.classify(grey)[0]] == "road"
 
 
 def test_bundled_card_carries_the_maps_palette():
@@ -53,7 +69,8 @@ def test_bundled_card_carries_the_maps_palette():
 @pytest.mark.parametrize(
     "entries, message",
     [
-        ([{"name": "a", "colour": [1, 2, 3]}], "exactly name, colour and prototypes"),
+        ([{"name": "a", "colour": [1, 2, 3]}], "must have name, colour and prototypes"),
+        ([{"name": "a", "colour": [1, 2, 3], "prototypes": [[1, 2, 3]], "margin": -1}], "margin"),
         ([{"name": "a", "colour": [1, 2, 300], "prototypes": [[1, 2, 3]]}], "0..255"),
         ([{"name": "a", "colour": [1, 2, 3], "prototypes": []}], "at least one prototype"),
         (
@@ -87,6 +104,16 @@ def test_learned_palette_finds_the_maps_colours():
     # The largest class is the land colour, and classifying with the learned palette agrees
     # with the maps palette on most target pixels.
     assert maps.classify(np.array(palette.classes[0].colour, np.uint8)) == maps.index("land")
+
+
+def test_learned_palette_of_training_pairs():
+    """What geo-p2p train records: the classes of the training targets."""
+    files = sorted(EXAMPLE_PAIRS.iterdir())
+    targets = list(pair_targets(files, limit=3))
+    assert len(targets) == 3 and targets[0].shape == (600, 600, 3)
+    assert np.array_equal(targets[1], _targets()[2])  # every second file, the map half
+    palette = learn_palette(pair_targets(files), k=5, seed=0)
+    assert Palette.from_card(palette.as_card()) == palette
 
 
 def test_learned_palette_names_and_merged_clusters():
