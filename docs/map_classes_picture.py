@@ -87,12 +87,14 @@ def main() -> None:
         with rasterio.open(src) as aerial_src:
             aerial, transform = aerial_src.read([1, 2, 3]), aerial_src.transform
         shape = aerial.shape[1:]
-        panels = [
-            label(Image.fromarray(aerial.transpose(1, 2, 0)), "aerial (0.5 m)"),
-            label(Image.fromarray(read_rgb(painted, shape).transpose(1, 2, 0)), "painted"),
-            label(Image.fromarray(read_rgb(crisp, shape).transpose(1, 2, 0)), "--style crisp"),
-            label(layers_over(aerial, gpkg, transform, palette), "vector layers over the aerial"),
-        ]
+        panels = {
+            "aerial (0.5 m)": Image.fromarray(aerial.transpose(1, 2, 0)),
+            "painted": Image.fromarray(read_rgb(painted, shape).transpose(1, 2, 0)),
+            "crisp": Image.fromarray(read_rgb(crisp, shape).transpose(1, 2, 0)),
+            "vector layers over the aerial": layers_over(aerial, gpkg, transform, palette),
+        }
+    top = shape[0] * 2 // 5  # open water above: little to see
+    panels = [label(p.crop((0, top, p.width, p.height)), text) for text, p in panels.items()]
     w, h = panels[0].size
     sheet = Image.new("RGB", (2 * w + 6, 2 * h + 6), (255, 255, 255))
     for i, panel in enumerate(panels):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -128,12 +129,14 @@ def test_polygons_keep_the_class_areas_and_are_valid(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_blocks_leave_no_seams(tmp_path):
-    """Cut into 128 px blocks or not cut at all, the polygons are the same (no seams, no
-    slivers) and so are the centrelines."""
+@pytest.mark.parametrize("block, halo", [(128, 64), (96, 32), (300, 100)])
+def test_blocks_leave_no_seams(tmp_path, block, halo):
+    """Cut into blocks or not cut at all, the polygons are the same (no seams, no slivers) and
+    so are the centrelines, junctions on block edges included."""
     raster = real_classes(tmp_path / "c.tif")
     vectorize(raster, tmp_path / "one.gpkg", VectorOptions(simplify=0, min_area=0, block=2048))
-    vectorize(raster, tmp_path / "many.gpkg", VectorOptions(simplify=0, min_area=0, block=128))
+    options = VectorOptions(simplify=0, min_area=0, block=block, halo=halo)
+    vectorize(raster, tmp_path / "many.gpkg", options)
     for name in maps_palette().names:
         one, _ = read_layer(tmp_path / "one.gpkg", name)
         many, _ = read_layer(tmp_path / "many.gpkg", name)
@@ -200,9 +203,55 @@ def test_cli_vectorize(tmp_path):
     bad = CliRunner().invoke(cli, ["vectorize", str(rgb), "-o", str(tmp_path / "x.gpkg")])
     assert bad.exit_code == 2 and "not a class raster" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
-    if shutil.which("ogrinfo"):
-        info = subprocess.run(
-            ["ogrinfo", "-so", str(out), "road"], capture_output=True, text=True, timeout=60
-        )
-        assert info.returncode == 0 and "Geometry: Polygon" in info.stdout
-        assert 'ID["EPSG",2056]' in info.stdout
+
+
+@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="ogrinfo (gdal-bin) not installed")
+def test_ogrinfo_reads_the_geopackage(tmp_path):
+    raster = real_classes(tmp_path / "c.tif")
+    vectorize(raster, tmp_path / "map.gpkg")
+    info = subprocess.run(
+        ["ogrinfo", "-so", str(tmp_path / "map.gpkg"), "road", CENTRELINES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert info.returncode == 0, info.stderr
+    assert "Geometry: Polygon" in info.stdout and "Geometry: Line String" in info.stdout
+    assert info.stdout.count('ID["EPSG",2056]') == 2
+
+
+def _qgis_python() -> str | None:
+    """A Python with QGIS's bindings (Debian's python3-qgis), if there is one."""
+    python = shutil.which("python3", path="/usr/bin")
+    if python is None:
+        return None
+    found = subprocess.run([python, "-c", "import qgis.core"], capture_output=True, timeout=60)
+    return python if found.returncode == 0 else None
+
+
+@pytest.mark.skipif(_qgis_python() is None, reason="no Python with QGIS (python3-qgis)")
+def test_qgis_shows_class_names_colours_and_layers(tmp_path):
+    raster = real_classes(tmp_path / "c.tif")
+    vectorize(raster, tmp_path / "map.gpkg")
+    script = Path(__file__).parent / "qgis_layers.py"
+    run = subprocess.run(
+        [_qgis_python(), str(script), str(raster), str(tmp_path / "map.gpkg"), "road", CENTRELINES],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["raster_valid"] and seen["raster_crs"] == CRS
+    assert seen["renderer"] == "paletted"
+    labels = {value: (label, colour) for value, label, colour in seen["classes"]}
+    for value, c in enumerate(maps_palette().classes, start=1):
+        assert labels[value] == (c.name, "#{:02x}{:02x}{:02x}".format(*c.colour))
+    assert seen["layers"]["road"] == {
+        "valid": True,
+        "crs": CRS,
+        "geometry": "Polygon",
+        "features": pyogrio.read_info(tmp_path / "map.gpkg", layer="road")["features"],
+    }
+    assert seen["layers"][CENTRELINES]["geometry"] == "LineString"

@@ -126,6 +126,8 @@ class _Layers:
             geometry_type=kind,
             crs=self.crs,
             append=bool(self._written),
+            # GeoPackage 1.2: what GDAL before 3.7 (QGIS 3.22's, say) reads without warnings.
+            dataset_options=None if self._written else {"VERSION": "1.2"},
         )
         self._written.add(layer)
         geoms.clear()
@@ -370,7 +372,7 @@ class _Centrelines:
         reach into the next row. Every end above ``bottom`` has met all the pieces it will
         meet, so it is closed from now on."""
         last = bottom >= self.grid.height
-        pieces, self._open = _join(self._open), []
+        pieces, self._open = _join(self._open, math.inf if last else bottom), []
         for piece in pieces:
             piece.open_start &= not last and bool(piece.coords[0, 1] > bottom)
             piece.open_end &= not last and bool(piece.coords[-1, 1] > bottom)
@@ -386,9 +388,10 @@ class _Centrelines:
         self.layers.add(CENTRELINES, self.grid.to_crs(line), length_m=line.length * self.scale)
 
 
-def _join(pieces: list[_Piece]) -> list[_Piece]:
-    """Join pieces end to end at points where exactly two open ends meet (a line continuing
-    across a block edge); three or more open ends there are a junction and stay apart."""
+def _join(pieces: list[_Piece], bottom: float) -> list[_Piece]:
+    """Join pieces end to end at points above ``bottom`` where exactly two open ends meet (a
+    line continuing across a block edge); three or more open ends there are a junction and stay
+    apart. Points below ``bottom`` may still get pieces from blocks not yet done."""
     at: dict[tuple[float, float], list[tuple[int, int]]] = {}
     for i, p in enumerate(pieces):
         for end, is_open in ((0, p.open_start), (1, p.open_end)):
@@ -396,8 +399,8 @@ def _join(pieces: list[_Piece]) -> list[_Piece]:
                 xy = p.coords[-end]
                 at.setdefault((float(xy[0]), float(xy[1])), []).append((i, end))
     partner: dict[tuple[int, int], tuple[int, int]] = {}
-    for ends in at.values():
-        if len(ends) == 2 and ends[0][0] != ends[1][0]:
+    for (_, y), ends in at.items():
+        if y < bottom and len(ends) == 2 and ends[0][0] != ends[1][0]:
             partner[ends[0]], partner[ends[1]] = ends[1], ends[0]
     out, done = [], set()
     # Start at pieces with a free end (paths), then what is left (cycles of joined pieces).
