@@ -32,7 +32,7 @@ from PIL import Image
 from geo_p2p.card import DEFAULT_MODEL_DIR, load_card
 from geo_p2p.data import dataset_gsd, list_images, load_pair
 from geo_p2p.evaluate import evaluate, evaluation_files
-from geo_p2p.mapclasses import Palette, maps_palette
+from geo_p2p.mapclasses import DEFAULT_SPECKLE_M, Palette, maps_palette
 from geo_p2p.mapclasses.crisp import class_values, majority_filter, paint_values, window_radius
 from geo_p2p.mapclasses.palette import paint_colours
 from geo_p2p.metrics import MetricAccumulator
@@ -199,8 +199,8 @@ def vectorize_speed(args: argparse.Namespace) -> None:
         )
         tiles.append(majority_filter(values, 2, 5))
     print(f"vectorize (default options: 1024 px blocks), {cpu_line()}")
-    print("| class raster | seconds | peak RSS (MB) | features | MB per Mpx |")
-    print("|---|---|---|---|---|")
+    print("| class raster | seconds | peak RSS (MB) | features | s per Mpx | MB per Mpx |")
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(s) for s in args.size.split(",")]:
             reps = -(-size // 600)
@@ -229,8 +229,9 @@ def vectorize_speed(args: argparse.Namespace) -> None:
                 check=True,
             )
             seconds, peak, features = run.stdout.split("RESULT ")[1].split()
-            per_mpx = float(peak) / (size * size / 1e6)
-            print(f"| {size} x {size} | {seconds} | {peak} | {features} | {per_mpx:.2f} |")
+            mpx = size * size / 1e6
+            cells = f"{float(seconds) / mpx:.2f} | {float(peak) / mpx:.1f}"
+            print(f"| {size} x {size} | {seconds} | {peak} | {features} | {cells} |")
 
 
 def main() -> None:
@@ -250,7 +251,7 @@ def main() -> None:
     p.add_argument("--predictions", type=Path, required=True)
     p.add_argument("--pairs", type=int, default=6)
     p.add_argument("--start", type=int, default=300)
-    p.add_argument("--size", type=float, default=4.5)
+    p.add_argument("--size", type=float, default=DEFAULT_SPECKLE_M)
     p = sub.add_parser("vectorize")
     p.add_argument("--val", type=Path, default=Path("../shared/data/maps/val"))
     p.add_argument("--size", default="4096,8192")

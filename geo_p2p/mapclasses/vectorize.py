@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import shapely
 from affine import Affine
 from rasterio.features import shapes
@@ -44,6 +45,8 @@ CENTRELINES = "road_centrelines"
 """The name of the line layer."""
 DEFAULT_BLOCK = 1024
 DEFAULT_HALO = 64
+READ_CACHE = 32 * 2**20
+"""GDAL block cache while reading the class raster, bytes: a row of blocks and their halo."""
 _FLUSH = 5000
 """Features buffered per layer before they are appended to the GeoPackage."""
 _POLYGON_FIELDS = {"class": "object", "value": "int32", "area_m2": "float64"}
@@ -161,7 +164,8 @@ def vectorize(
         raise RenderError("the block must be at least twice the halo, and the halo positive")
     if not src_path.exists():
         raise RenderError(f"{src_path} does not exist", "CLASSES")
-    with open_quietly(src_path) as src:
+    # GDAL's block cache would keep the whole raster (its default is 5 % of the memory).
+    with rasterio.Env(GDAL_CACHEMAX=READ_CACHE), open_quietly(src_path) as src:
         if src.count != 1 or src.dtypes[0] != "uint8":
             raise RenderError(
                 f"{src_path} is not a class raster (one uint8 band): make one with "
