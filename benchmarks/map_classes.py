@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from model_quality import COLUMNS  # the model-quality table's columns (run from benchmarks/)
 from PIL import Image
 
 from geo_p2p.card import DEFAULT_MODEL_DIR, load_card
@@ -36,18 +37,6 @@ from geo_p2p.mapclasses import DEFAULT_SPECKLE_M, Palette, maps_palette
 from geo_p2p.mapclasses.crisp import class_values, majority_filter, paint_values, window_radius
 from geo_p2p.mapclasses.palette import paint_colours
 from geo_p2p.metrics import MetricAccumulator
-
-COLUMNS = (
-    "rmse",
-    "acc5",
-    "acc10",
-    "iou_land",
-    "iou_road",
-    "iou_water",
-    "iou_park",
-    "iou_highway",
-    "miou",
-)
 
 
 def cpu_line() -> str:

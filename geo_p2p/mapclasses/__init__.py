@@ -2,6 +2,8 @@
 
 - :mod:`.palette`: a map style's classes (:class:`Palette`), the maps style's, learning one
 - :mod:`.crisp`: classify, majority-filter and paint a rendered map, block by block
+- :mod:`.classraster`: uint8 class GeoTIFFs with colours and names; a painted map made crisp
+- :mod:`.vectorize`: class polygons and road centrelines as a GeoPackage (the vectors extra)
 """
 
 from .crisp import DEFAULT_SPECKLE_M, ClassBlock, CrispStream, crisp_image, majority_filter
