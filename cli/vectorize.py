@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -69,6 +70,7 @@ def vectorize(
     from geo_p2p.mapclasses.vectorize import VectorOptions
     from geo_p2p.mapclasses.vectorize import vectorize as run
 
+    logging.getLogger("pyogrio").setLevel(logging.WARNING)  # not a line per layer written
     names = tuple(n.strip() for n in lines.split(",") if n.strip())
     options = VectorOptions(simplify=simplify, min_area=min_area, lines=names, block=block)
     with as_click_errors("vectorize"):

@@ -22,6 +22,7 @@ renamed at the end.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ from rasterio.windows import Window
 from ..geotiff import temporary_path
 from ..raster import RenderError, ground_scale, open_quietly
 from .classraster import read_class_names
+
+log = logging.getLogger(__name__)
 
 ROAD_CLASSES = ("road", "highway")
 """Classes thinned to centrelines by default (those of them the raster has)."""
@@ -175,6 +178,14 @@ def vectorize(
         grid = _Grid.of(src)
         names = read_class_names(src)
         line_values = [v for v, n in names.items() if n in options.lines]
+        if options.lines and not line_values:
+            log.warning(
+                "%s has no class named %s: no centrelines (--lines names the road classes; "
+                "its classes: %s)",
+                src_path,
+                " or ".join(options.lines),
+                ", ".join(names.values()) or "none named",
+            )
         crs = None if src.crs is None else src.crs.to_wkt()
         with temporary_path(dst.parent, dst.name) as base:
             tmp = base.with_name(base.name + ".gpkg")  # GDAL wants the extension
