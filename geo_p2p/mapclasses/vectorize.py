@@ -256,7 +256,6 @@ class _Polygons:
         self.grid, self.names, self.layers = grid, names, layers
         self.tolerance = options.simplify / math.sqrt(grid.pixel_area)  # pixels
         self.min_area = options.min_area / grid.pixel_area  # square pixels
-        self.block = options.block
         self._open: dict[int, list[shapely.Geometry]] = {}
         self._declared: set[int] = set()
         for value in sorted(names):
@@ -359,9 +358,9 @@ class _Centrelines:
 
     def __init__(self, grid: _Grid, options: VectorOptions, values: list[int], layers: _Layers):
         self.grid, self.values, self.layers = grid, values, layers
-        self.block, self.halo = options.block, options.halo
-        self.tolerance = options.simplify / math.sqrt(grid.pixel_area)
-        self.scale = math.sqrt(grid.pixel_area)
+        self.block = options.block
+        self.scale = math.sqrt(grid.pixel_area)  # ground metres per pixel
+        self.tolerance = options.simplify / self.scale
         self._open: list[_Piece] = []
         layers.declare(CENTRELINES, "LineString", {"length_m": "float64"})
 
