@@ -3,6 +3,7 @@ the vectoriser's time and memory.
 
     python benchmarks/map_classes.py colours --train ../shared/data/maps/train
     python benchmarks/map_classes.py quality --val ../shared/data/maps/val --predictions P/
+    python benchmarks/map_classes.py margins --val ../shared/data/maps/val --predictions P/
     python benchmarks/map_classes.py centrelines --val ../shared/data/maps/val --predictions P/
     python benchmarks/map_classes.py vectorize --size 8192
 
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,32 @@ def quality(args: argparse.Namespace) -> None:
             rows[label] = accs[name, part].summary()
         print(f"\n{part}:")
         print(table(rows))
+
+
+def margins(args: argparse.Namespace) -> None:
+    """The crisp style of the saved predictions of the first ``--select`` pairs for several
+    margins of one class (the others as in the bundled card), one window size."""
+    files = evaluation_files(args.val)[: args.select]
+    card = load_card(DEFAULT_MODEL_DIR)
+    palette = Palette.from_card(card.classes)
+    index = palette.index(args.name)
+    radius = window_radius(args.size, card.gsd)
+    variants = {}
+    for margin in (float(m) for m in args.margins.split(",")):
+        classes = list(palette.classes)
+        classes[index] = replace(classes[index], margin=margin)
+        variants[f"{args.name} margin {margin:g}"] = Palette(tuple(classes))
+    accs = {name: MetricAccumulator() for name in ["painted", *variants]}
+    for f in files:
+        pred = np.asarray(Image.open(args.predictions / f"{f.stem}.png").convert("RGB"))
+        target = np.asarray(load_pair(f, card.direction)[1])
+        accs["painted"].add(pred, target)
+        for name, variant in variants.items():
+            values = class_values(variant, np.moveaxis(pred, -1, 0), np.ones(pred.shape[:2], bool))
+            filtered = majority_filter(values, radius, len(variant.classes))
+            accs[name].add(paint_values(variant, filtered), target)
+    print(f"pairs 0-{len(files) - 1} of {args.val}, crisp with a {2 * radius + 1} px window")
+    print(table({name: acc.summary() for name, acc in accs.items()}))
 
 
 def _classes_tif(values: np.ndarray, path: Path, gsd: float) -> Path:
@@ -235,6 +263,13 @@ def main() -> None:
     p.add_argument("--sizes", default="0,2.7,4.5,6.3,8.1", help="majority window sides, metres")
     p.add_argument("--select", type=int, default=200)
     p.add_argument("--limit", type=int)
+    p = sub.add_parser("margins")
+    p.add_argument("--val", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument("--name", default="road", help="the class whose margin varies")
+    p.add_argument("--margins", default="0,4,8,12,16,20,24,32", help="digital numbers")
+    p.add_argument("--size", type=float, default=4.5, help="majority window side, metres")
+    p.add_argument("--select", type=int, default=200)
     p = sub.add_parser("centrelines")
     p.add_argument("--val", type=Path, required=True)
     p.add_argument("--predictions", type=Path, required=True)
@@ -246,12 +281,14 @@ def main() -> None:
     p.add_argument("--size", default="4096,8192")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    {
+    commands = {
         "colours": colours,
         "quality": quality,
+        "margins": margins,
         "centrelines": centrelines,
         "vectorize": vectorize_speed,
-    }[args.what](args)
+    }
+    commands[args.what](args)
 
 
 if __name__ == "__main__":
