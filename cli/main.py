@@ -16,6 +16,7 @@ from .pairs import pairs
 from .render import render
 from .tiles import tiles
 from .train import train
+from .vectorize import vectorize
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +32,7 @@ def cli(verbose: bool) -> None:
     geo-p2p train maps/ -o runs/maps       learn the translation from paired images
     geo-p2p evaluate MODEL_DIR pairs/      score a model on held-out pairs
     geo-p2p export -o model.onnx           the generator as ONNX (onnxruntime, QGIS)
+    geo-p2p vectorize c.tif -o map.gpkg    class polygons and road centrelines
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="geo-p2p: %(message)s"
@@ -45,6 +47,7 @@ cli.add_command(render)
 cli.add_command(pairs)
 cli.add_command(export)
 cli.add_command(tiles)
+cli.add_command(vectorize)
 
 if __name__ == "__main__":  # python -m geo_p2p_cli.main (e.g. under torchrun)
     cli()

@@ -350,9 +350,10 @@ def terminate_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-QUIET_LOGGERS = ("rasterio", "distributed")
+QUIET_LOGGERS = ("rasterio", "distributed", "pyogrio")
 """Libraries whose INFO lines say nothing to a user (GDAL's errors arrive as ours; a local Dask
-cluster's "Received 'close-stream'", "Lost all workers"): shown with ``geo-p2p -v`` only."""
+cluster's "Received 'close-stream'", "Lost all workers"; pyogrio's line per layer written):
+shown with ``geo-p2p -v`` only."""
 
 
 def quiet_libraries() -> None:

@@ -37,6 +37,8 @@ class ModelCard:
     gsd: float | None = None
     """Ground resolution the generator expects, metres per pixel (None: unknown)."""
     architecture: str = "unet"
+    classes: list[dict[str, Any]] | None = None
+    """The map's classes (:meth:`geo_p2p.mapclasses.Palette.as_card`); None: not recorded."""
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""

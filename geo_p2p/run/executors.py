@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,6 +44,16 @@ class Sink(Protocol):
 
     def part_done(self, index: int) -> None:
         """All blocks of part ``index`` are written."""
+
+
+class BlockSink:
+    """A sink that hands each finished block to ``write`` (parts need no record)."""
+
+    def __init__(self, write: Callable[[Block], None]) -> None:
+        self.write = write
+
+    def part_done(self, index: int) -> None:
+        """Nothing to record."""
 
 
 class Executor(Protocol):
