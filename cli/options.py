@@ -230,6 +230,38 @@ quicklook = click.option(
     help="Also write a small input | output preview.",
 )
 
+# The map's classes (the model card's palette).
+
+style = click.option(
+    "--style",
+    default="painted",
+    show_default=True,
+    type=click.Choice(["painted", "crisp"]),
+    help="painted: the generator's colours. crisp: every pixel in its map class's colour (the "
+    "model card's classes), speckle removed by a majority filter.",
+)
+speckle = click.option(
+    "--speckle",
+    type=click.FloatRange(0),
+    metavar="M",
+    help="With --style crisp: the majority filter's window, ground metres [6.3, measured on "
+    "held-out pairs; 0: none].",
+)
+classes = click.option(
+    "--classes",
+    type=click.Path(dir_okay=False),
+    metavar="TIF",
+    help="Also write a class raster (uint8, 0 no data, class names and colours) on the output's "
+    "grid.",
+)
+vectors = click.option(
+    "--vectors",
+    type=click.Path(dir_okay=False),
+    metavar="GPKG",
+    help="Also write a GeoPackage: a polygon layer per class and road centrelines, in the "
+    "output's CRS. Needs geo-p2p[vectors].",
+)
+
 # Guards and plans.
 
 

@@ -43,6 +43,10 @@ from . import options as o
 @o.cog
 @o.creation_options
 @o.quicklook
+@o.style
+@o.speckle
+@o.classes
+@o.vectors
 @o.overwrite
 @o.dry_run("sizes, resolutions, CRS, tiles, time estimated from a rate measured here")
 @o.force(
@@ -113,6 +117,7 @@ def render(
     geo-p2p render area.tif -o map.tif
     geo-p2p render area.tif -o map.tif --aoi parcel.geojson --cog
     geo-p2p render scene.tif -o map.tif --dry-run --json
+    geo-p2p render area.tif -o map.tif --style crisp --classes classes.tif --vectors map.gpkg
     geo-p2p render https://host/scene.tif -o map.tif   (s3://, /vsi... paths, STAC items too)
     """
     from geo_p2p.regions import ModelSpec, render_regions

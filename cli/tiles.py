@@ -60,6 +60,8 @@ def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
 @o.bands
 @o.scale
 @o.aoi
+@o.style
+@o.speckle
 @o.batch_size()
 @o.device
 @o.precision
@@ -92,6 +94,7 @@ def tiles(
     geo-p2p tiles area.tif -o area.mbtiles --zoom 14-17
     geo-p2p tiles map.tif --map -o map.pmtiles
     geo-p2p tiles area.tif -o web/ --dry-run
+    geo-p2p tiles area.tif -o area.pmtiles --style crisp
     geo-p2p tiles s3://bucket/scene.tif -o web/         (https://, /vsi... paths, STAC items too)
     """
     from geo_p2p.render.translator import Translator

@@ -22,8 +22,8 @@ from .render.options import RenderOptions
 from .render.translator import Translator
 from .run.driver import RenderSummary, execute
 from .run.executors import LocalRegions, RegionExecutor
-from .run.geotiff import GeoTIFFWriter
 from .run.journal import Journal, fingerprint
+from .run.writer import GeoTIFFWriter
 
 log = logging.getLogger(__name__)
 
@@ -94,5 +94,5 @@ def render_regions(
             **options.changing_output(area),
         }
         journal = Journal(dst, fingerprint(src, translator.module, settings), len(job.parts))
-    writer = GeoTIFFWriter(dst, job.source, options, journal)
+    writer = GeoTIFFWriter(dst, job.source, options, journal, translator.palette)
     return execute(job, executor, writer, progress, counted)

@@ -17,9 +17,9 @@ from rasterio.enums import ColorInterp
 from geo_p2p.errors import RenderError
 from geo_p2p.files import atomic_output, check_output
 from geo_p2p.geodesy import ground_scale
+from geo_p2p.geotiff import gdal_cache_bytes, output_profile
 from geo_p2p.raster import inspect_source
 from geo_p2p.reader import RasterReader
-from geo_p2p.run.geotiff import gdal_cache_bytes, output_profile
 
 
 def test_default_bands_follow_colour_interpretation(tmp_path: Path) -> None:

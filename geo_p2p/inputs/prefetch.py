@@ -7,7 +7,7 @@ blocks needed (an area of interest of a tenth of a 4096 px COG fetched 35 % of t
 its blocks are 15 %; benchmarks/remote_reads.py). Reading first the window that a whole row of
 tiles covers lets the GeoTIFF driver ask for the blocks of that window in one multi-range
 request; the tiles are then read from GDAL's block cache (sized for a row of tiles, see
-:func:`geo_p2p.run.geotiff.gdal_cache_bytes`).
+:func:`geo_p2p.geotiff.gdal_cache_bytes`).
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ from rasterio.windows import Window
 
 from ..errors import RenderError
 from ..files import atomic_output, atomic_write_bytes, check_output, temporary_path
+from ..geotiff import GDAL_OPTIONS, set_colour_interpretation, write_block
 from ..raster import open_quietly
 from ..render.mosaic import Block
 from ..render.tiling import OUTPUT_BLOCK
-from ..run.geotiff import GDAL_OPTIONS, set_colour_interpretation, write_block
 from .crisp import NODATA, ClassBlock, CrispStream
 from .palette import Palette
 
@@ -144,9 +144,11 @@ def crisp_geotiff(
     crisp: str | Path | None = None,
     classes: str | Path | None = None,
     overwrite: bool = False,
+    alpha: bool = False,
 ) -> None:
-    """Turn a painted map GeoTIFF (RGB, with its mask) into the crisp style (``crisp``, RGB)
-    and/or a class raster (``classes``), on the same grid, majority-filtered with ``radius``.
+    """Turn a painted map GeoTIFF (RGB, with its mask) into the crisp style (``crisp``, RGB;
+    no-data as an alpha band with ``alpha``, else an internal mask) and/or a class raster
+    (``classes``), on the same grid, majority-filtered with ``radius``.
 
     Works through 512 x 512 blocks in row order (memory: about two rows of blocks, compressed);
     each output is written under a temporary name and renamed at the end.
@@ -168,12 +170,12 @@ def crisp_geotiff(
             out = stack.enter_context(class_raster_output(Path(classes), palette, profile))
             writers.append(lambda b, out=out: write_class_block(out, b))
         if crisp is not None:
-            profile = {**src.profile, "count": 3, "photometric": "RGB"}
+            profile = {**src.profile, "count": 4 if alpha else 3, "photometric": "RGB"}
             profile.pop("nodata", None)
             tmp = stack.enter_context(atomic_output(Path(crisp)))
             out = stack.enter_context(open_quietly(tmp, "w", **profile))
-            set_colour_interpretation(out, False)
-            writers.append(lambda b, out=out: write_block(out, b.crisp(palette), False))
+            set_colour_interpretation(out, alpha)
+            writers.append(lambda b, out=out: write_block(out, b.crisp(palette), alpha))
         size = (OUTPUT_BLOCK, OUTPUT_BLOCK)
         stream = CrispStream(
             src.height, src.width, size, palette, radius, lambda b: [w(b) for w in writers]

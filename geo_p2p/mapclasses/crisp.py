@@ -29,6 +29,12 @@ best mean class IoU of the crisp style on the first 200 held-out maps pairs amon
 (benchmarks/map_classes.py quality, benchmarks/README.md)."""
 
 
+def speckle_radius(speckle: float | None, gsd: float | None) -> int:
+    """The majority window's radius for a ``--speckle`` of ``speckle`` ground metres (None: the
+    default, :data:`DEFAULT_SPECKLE_M`) at ``gsd`` metres per pixel."""
+    return window_radius(DEFAULT_SPECKLE_M if speckle is None else speckle, gsd)
+
+
 def window_radius(size_m: float, gsd: float | None) -> int:
     """The radius in pixels of a square majority window about ``size_m`` ground metres wide at
     ``gsd`` metres per pixel (0: no filter); without a ground resolution, ``size_m`` is taken as

@@ -37,7 +37,7 @@ from rasterio.features import shapes
 from rasterio.windows import Window
 
 from ..errors import RenderError
-from ..files import temporary_path
+from ..files import check_output, temporary_path
 from ..geodesy import pixel_metres
 from ..raster import open_quietly
 from .classraster import read_class_names
@@ -143,6 +143,19 @@ class _Layers:
             column.clear()
 
 
+def require_vectors(param: str | None = None) -> None:
+    """Refuse to go on without the vectors extra (pyogrio, scikit-image), saying how to get it."""
+    try:
+        import pyogrio  # noqa: F401
+        import skimage  # noqa: F401
+    except ImportError as e:
+        raise RenderError(
+            f"vectorising needs the vectors extra ({e.name} is missing): "
+            "pip install 'geo-p2p[vectors]'",
+            param,
+        ) from e
+
+
 def vectorize(
     classes: str | Path,
     dst: str | Path,
@@ -153,18 +166,8 @@ def vectorize(
     class (fields ``class``, ``value``, ``area_m2``) and, when ``options.lines`` names classes it
     has, a line layer ``road_centrelines`` (``length_m``), in the raster's CRS."""
     src_path, dst = Path(classes), Path(dst)
-    try:
-        import pyogrio  # noqa: F401
-        import skimage  # noqa: F401
-    except ImportError as e:
-        raise RenderError(
-            f"vectorising needs the vectors extra ({e.name} is missing): "
-            "pip install 'geo-p2p[vectors]'"
-        ) from e
-    if not dst.parent.is_dir():
-        raise RenderError(f"folder {dst.parent} does not exist", "--output")
-    if dst.exists() and not overwrite:
-        raise RenderError(f"{dst} exists: pass --overwrite to replace it", "--output")
+    require_vectors()
+    check_output(dst, src_path, overwrite)
     if options.block < 2 * options.halo or options.halo < 1:
         raise RenderError("the block must be at least twice the halo, and the halo positive")
     if not src_path.exists():

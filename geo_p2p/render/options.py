@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import RenderError
 from ..raster import Resolution
@@ -17,6 +17,8 @@ from .tiling import OUTPUT_BLOCK, REGION_SIZE
 MAX_UPSAMPLING = 4.0
 """``--resolution auto`` refuses outputs with more than this many times the input's pixels per
 axis (unless forced)."""
+STYLES = ("painted", "crisp")
+Style = Literal["painted", "crisp"]
 DEFAULT_MAX_TILES = 1_000_000
 """Default limit on the model tiles of one render: about 4 hours for the bundled model on a
 2-core CPU (70 tiles/s), minutes on a GPU. ``--max-tiles`` raises it."""
@@ -33,7 +35,11 @@ class RenderOptions:
     outside are skipped, pixels outside masked), ``allow_ungeoreferenced``.
     Output: ``alpha`` (no-data as an alpha band, not an internal mask), ``cog`` (a
     Cloud-Optimized GeoTIFF), ``creation_options`` (GDAL's, over the defaults), ``quicklook``
-    (a small input | output PNG), ``overwrite``.
+    (a small input | output PNG), ``overwrite``; the map's classes (the model card's): ``style``
+    ("painted", the generator's colours, or "crisp", every pixel its class's colour),
+    ``speckle`` (the crisp style's majority window in ground metres; None: the default),
+    ``classes`` (also write a class raster there) and ``vectors`` (also write a GeoPackage of
+    class polygons and road centrelines there).
     Guards: ``force`` (accept more than :data:`MAX_UPSAMPLING` times the input's pixels per axis
     from "auto"), ``max_tiles``.
     Layout: ``overlap`` and ``margin`` in pixels (None: the translator's), ``region_size`` (the
@@ -50,6 +56,10 @@ class RenderOptions:
     creation_options: Mapping[str, str] = field(default_factory=dict)
     quicklook: Path | None = None
     overwrite: bool = False
+    style: Style = "painted"
+    speckle: float | None = None
+    classes: Path | None = None
+    vectors: Path | None = None
     force: bool = False
     max_tiles: int = DEFAULT_MAX_TILES
     overlap: int | None = None
@@ -59,8 +69,15 @@ class RenderOptions:
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # normalised once, here: the type is frozen
         set_(self, "creation_options", dict(self.creation_options or {}))
-        if self.quicklook is not None:
-            set_(self, "quicklook", Path(self.quicklook))
+        for name in ("quicklook", "classes", "vectors"):
+            if getattr(self, name) is not None:
+                set_(self, name, Path(getattr(self, name)))
+        if self.style not in STYLES:
+            raise RenderError(f"unknown style {self.style!r}: use painted or crisp", "--style")
+        if self.speckle is not None and not self.speckle >= 0:
+            raise RenderError(
+                f"--speckle must be 0 or more metres, got {self.speckle}", "--speckle"
+            )
         for name in ("bands", "scale"):
             if getattr(self, name) is not None:
                 set_(self, name, tuple(getattr(self, name)))

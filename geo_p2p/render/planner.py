@@ -26,6 +26,8 @@ from ..errors import RenderError
 from ..files import check_output
 from ..grids import crs_name
 from ..inputs import redact
+from ..mapclasses.outputs import check_class_outputs
+from ..mapclasses.palette import Palette
 from ..progress import duration
 from ..raster import Source, inspect_source
 from .engine import SMALL_JOB_TILES
@@ -104,23 +106,27 @@ def plan_job(
     device: str,
     rate: Callable[[], float],
     *,
+    palette: Palette | None = None,
     dst: Path | None = None,
     by_regions: bool = False,
     strip_width: int = STRIP_WIDTH,
     estimate: bool | None = None,
 ) -> Job:
-    """Check the outputs (``dst`` and the quicklook, where given), inspect the input, refuse
+    """Check the outputs (``dst``, the quicklook and the map-class outputs, which need the
+    model's ``palette``, where given), inspect the input, refuse
     absurd jobs (:func:`check_job`), lay out the tile grid in strips of ``strip_width`` columns
     (or in regions of ``options.region_size`` px, see :func:`~geo_p2p.render.tiling.regions`) and
     plan it. ``rate()`` measures the model's tiles per second for the estimate where
     ``estimate`` (None: for jobs of over :data:`~geo_p2p.render.engine.SMALL_JOB_TILES`)."""
     if dst is not None:
         check_output(dst, src, options.overwrite)
-        quicklook = options.quicklook
-        if quicklook is not None:
-            if quicklook.resolve() == dst.resolve():
-                raise RenderError("the quicklook PNG cannot be the output GeoTIFF", "--quicklook")
-            check_output(quicklook, src, options.overwrite, "--quicklook")
+        others = {"--quicklook": options.quicklook, "--classes": options.classes}
+        for param, path in {**others, "--vectors": options.vectors}.items():
+            if path is not None and path.resolve() == dst.resolve():
+                raise RenderError(f"{param} cannot be the output GeoTIFF", param)
+        if options.quicklook is not None:
+            check_output(options.quicklook, src, options.overwrite, "--quicklook")
+        check_class_outputs(options, palette, src)
     o = options
     source = inspect_source(src, o.bands, o.scale, o.resolution, model_gsd, o.allow_ungeoreferenced)
     area = AreaOfInterest(o.aoi, source) if o.aoi else None

@@ -51,7 +51,7 @@ def translate_parts(
     """Translate and blend the tiles of ``grid`` part by part, handing finished blocks to
     ``write`` in one background thread, in order. Returns the number of tiles translated and
     the number worked through (the difference was all no-data)."""
-    block = (DEFAULT_BLOCK[0], math.gcd(DEFAULT_BLOCK[1], *(part.start for part in parts)))
+    block = block_shape(parts)
     mosaics = [BlockMosaic(grid, block, strip=part) for part in parts]
     keys = [i for i, part in enumerate(parts) for _ in part.tiles]
 
@@ -86,6 +86,12 @@ def translate_parts(
                 if bar is not None:
                     bar.update(len(batch.tiles))
     return translated, len(keys)
+
+
+def block_shape(parts: list[Strip]) -> tuple[int, int]:
+    """Height and width of the blocks that :func:`translate_parts` hands on for ``parts``: the
+    mosaic's, narrowed where a part starts off its columns."""
+    return DEFAULT_BLOCK[0], math.gcd(DEFAULT_BLOCK[1], *(part.start for part in parts))
 
 
 def _batches(

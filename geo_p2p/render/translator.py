@@ -3,7 +3,7 @@
 A thin facade over the render path: the :class:`~geo_p2p.render.engine.InferenceEngine` runs
 the model, the planner (:func:`~geo_p2p.render.planner.plan_job`) lays out the job, an executor
 (:mod:`geo_p2p.run.executors`) renders its parts through the tile stream and the one GeoTIFF
-writer (:class:`~geo_p2p.run.geotiff.GeoTIFFWriter`) writes them. Example::
+writer (:class:`~geo_p2p.run.writer.GeoTIFFWriter`) writes them. Example::
 
     from geo_p2p import Translator
 
@@ -26,10 +26,11 @@ from ..card import load_model
 from ..errors import RenderError
 from ..fusion import fuse_batchnorm
 from ..inputs import network_bytes
+from ..mapclasses.palette import Palette
 from ..nets import InferenceStats, set_inference_stats
 from ..run.driver import RenderSummary, execute
 from ..run.executors import StreamExecutor
-from ..run.geotiff import GeoTIFFWriter
+from ..run.writer import GeoTIFFWriter
 from .backends import BackendName
 from .engine import InferenceEngine, Precision
 from .mosaic import Block
@@ -77,6 +78,7 @@ class Translator:
         device: str = "auto",
         precision: Precision = "auto",
         gsd: float | None = None,
+        palette: Palette | None = None,
         strip_width: int = STRIP_WIDTH,
         channels_last: bool | None = None,
         torch_compile: bool = False,
@@ -89,6 +91,7 @@ class Translator:
             module, tile, batch_size, device, precision, channels_last, torch_compile, backend
         )
         self.gsd = gsd
+        self.palette = palette
         self.strip_width = strip_width
 
     @classmethod
@@ -127,7 +130,10 @@ class Translator:
             set_inference_stats(module, inference_stats)
         if fuse and (inference_stats or card.inference_stats) == "running":
             log.debug("folded %d BatchNorm layers into convolutions", fuse_batchnorm(module))
-        return cls(module, tile=card.tile, gsd=card.gsd, backend=backend, **options)
+        palette = None if card.classes is None else Palette.from_card(card.classes)
+        return cls(
+            module, tile=card.tile, gsd=card.gsd, palette=palette, backend=backend, **options
+        )
 
     @property
     def tile(self) -> int:
@@ -218,7 +224,7 @@ class Translator:
         assert job.plan is not None
         log.info("%s", job.plan.line())
         self.engine.prepare(job.plan.tiles)  # outside the timed render
-        writer = GeoTIFFWriter(dst, job.source, options)
+        writer = GeoTIFFWriter(dst, job.source, options, palette=self.palette)
         executor = StreamExecutor(self.engine, self.strip_width)
         return execute(job, executor, writer, progress, counted)
 
@@ -251,6 +257,7 @@ class Translator:
             self.gsd,
             str(self.device),
             self.engine.measure_rate,
+            palette=self.palette,
             dst=dst,
             by_regions=by_regions,
             strip_width=self.strip_width,

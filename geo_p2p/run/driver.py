@@ -10,11 +10,12 @@ from pathlib import Path
 
 import rasterio
 
+from ..geotiff import GDAL_OPTIONS
 from ..inputs import fetched_since, format_bytes
 from ..progress import Progress
 from ..render.planner import Job
 from .executors import Executor
-from .geotiff import GDAL_OPTIONS, GeoTIFFWriter
+from .writer import GeoTIFFWriter
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ import numpy as np
 import rasterio
 
 from ..aoi import AreaOfInterest
+from ..geotiff import gdal_cache_bytes
 from ..progress import Progress
 from ..raster import Source
 from ..render.engine import InferenceEngine
@@ -33,7 +34,6 @@ from ..render.mosaic import Block
 from ..render.planner import Job
 from ..render.stream import raster_tiles, translate_parts
 from ..render.tiling import STRIP_WIDTH, Strip, TileGrid
-from .geotiff import gdal_cache_bytes
 
 
 class Sink(Protocol):

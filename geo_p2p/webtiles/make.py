@@ -26,15 +26,18 @@ import shapely
 
 from ..aoi import AreaOfInterest
 from ..errors import RenderError
+from ..geotiff import GDAL_OPTIONS
 from ..inputs import fetched_since, file_name, format_bytes, network_bytes
+from ..mapclasses.crisp import CrispStream
+from ..mapclasses.palette import Palette
 from ..progress import Progress
 from ..raster import Source
 from ..render.mosaic import Block
 from ..render.planner import Job
+from ..render.stream import block_shape
 from ..render.tiling import strips
 from ..render.translator import Translator
-from ..run.executors import StreamExecutor
-from ..run.geotiff import GDAL_OPTIONS
+from ..run.executors import BlockSink, Sink, StreamExecutor
 from .containers import open_store
 from .mercator import WEB_TILE, TileRange
 from .plan import TilesOptions, identity_translator, plan_tiles
@@ -158,7 +161,8 @@ def make_tiles(
             for pyramid, (_, layer_translator) in zip(pyramids, layers, strict=True):
                 with pyramid:
                     pyramid.start(bar)
-                    _max_zoom(pyramid, layer_translator, job.source, job.area, top)
+                    crisp = job.crisp if layer_translator is translator else None
+                    _max_zoom(pyramid, layer_translator, job.source, job.area, top, crisp)
                     pyramid.finish()
         if not pyramids[0].written + pyramids[0].stored:
             raise RenderError(f"{src} has no valid pixels where the tiles are", "INPUT")
@@ -190,13 +194,17 @@ def _max_zoom(
     source: Source,
     area: AreaOfInterest | None,
     tiles: TileRange,
+    crisp: tuple[Palette, int] | None = None,
 ) -> None:
-    """Translate the tiles of the highest zoom that are not settled into ``pyramid``."""
+    """Translate the tiles of the highest zoom that are not settled into ``pyramid``; in the
+    crisp style with ``crisp`` (the palette and the majority window's radius)."""
     region = None
     if pyramid.stored:  # a resume: only the model tiles under the tiles still to make
         region = _unsettled(pyramid, tiles)
         if region.is_empty:
             return
+        if crisp is not None:
+            region = None  # all of it: the majority filter needs the settled tiles' pixels
     try:
         grid = translator.layout.grid(source.height, source.width, area and area.pixels)
         if region is not None:
@@ -207,8 +215,18 @@ def _max_zoom(
     executor = StreamExecutor(translator.engine, translator.strip_width)
     skip = functools.partial(pyramid.settled, tiles.zoom)
     cutter = TileCutter(tiles.x0, tiles.y0, skip, functools.partial(pyramid.add, tiles.zoom))
+    sink: Sink = cutter
+    stream = None
+    if crisp is not None:
+        palette, radius = crisp
+        h, w, block = source.height, source.width, block_shape(job.parts)
+        paint = lambda painted: cutter.write(painted.crisp(palette))  # noqa: E731
+        stream = CrispStream(h, w, block, palette, radius, paint)
+        sink = BlockSink(stream.add)
     with rasterio.Env(**GDAL_OPTIONS, **executor.gdal_settings(job)):
-        executor.run(job, range(len(job.parts)), cutter, None)
+        executor.run(job, range(len(job.parts)), sink, None)
+    if stream is not None:
+        stream.finish()
     cutter.finish()
 
 

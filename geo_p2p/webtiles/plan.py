@@ -12,10 +12,12 @@ import torch
 
 from ..aoi import AreaOfInterest
 from ..errors import RenderError
+from ..mapclasses.crisp import speckle_radius
+from ..mapclasses.palette import Palette
 from ..progress import duration
 from ..raster import Source, inspect_source, require_georeferencing
 from ..render.engine import SMALL_JOB_TILES
-from ..render.options import DEFAULT_MAX_TILES, MAX_UPSAMPLING
+from ..render.options import DEFAULT_MAX_TILES, MAX_UPSAMPLING, STYLES, Style
 from ..render.planner import grid_tiles
 from ..render.translator import Translator
 from ..run.journal import fingerprint
@@ -45,15 +47,18 @@ GEOREFERENCING_NEEDED = (
 class TilesOptions:
     """What ``geo-p2p tiles`` makes: ``zooms`` (min, max; default from the model's ground
     resolution, see :func:`plan_tiles`), ``fmt`` (png, webp or jpeg), ``bands``, ``scale`` and
-    ``aoi`` (as for a render), ``with_input`` (also tile the input under ``dst/input`` for the
-    viewer's swipe; default: for a folder, when translating), ``attribution``, ``overwrite``,
-    and the guards ``force`` and ``max_tiles``."""
+    ``aoi`` (as for a render), ``style`` and ``speckle`` (the map's classes, as for a render),
+    ``with_input`` (also tile the input under ``dst/input`` for the viewer's swipe; default: for
+    a folder, when translating), ``attribution``, ``overwrite``, and the guards ``force`` and
+    ``max_tiles``."""
 
     zooms: tuple[int, int] | None = None
     fmt: str = "png"
     bands: tuple[int, ...] | None = None
     scale: tuple[float, float] | None = None
     aoi: str | None = None
+    style: Style = "painted"
+    speckle: float | None = None
     with_input: bool | None = None
     attribution: str = DEFAULT_ATTRIBUTION
     overwrite: bool = False
@@ -120,6 +125,8 @@ class TilesJob:
     stamp: dict[str, object]
     """The run's fingerprint: a resume must match it."""
     plan: TilePlan
+    crisp: tuple[Palette, int] | None
+    """The map's palette and the majority window's radius, for the crisp style."""
 
 
 def identity_translator(batch_size: int = 8) -> Translator:
@@ -179,10 +186,29 @@ def plan_tiles(
         "aoi": o.aoi,
         "input_layer": with_input,
     }
+    crisp = None
+    if o.style == "crisp":
+        crisp = _crisp(translator, o, source.ground_resolution())
+        settings.update(style=o.style, speckle=crisp[1], palette=crisp[0].as_card())
     stamp = fingerprint(src, None if translator is None else translator.module, settings)
     plan = TilePlan(zooms, reason, counts, 2 if with_input else 1, 0, model_tiles, seconds)
     area = area_on(native_area, native, source) if native_area else None
-    return TilesJob(str(src), dst, o, bounds, ranges, source, area, with_input, stamp, plan)
+    job = (str(src), dst, o, bounds, ranges, source, area, with_input, stamp, plan, crisp)
+    return TilesJob(*job)
+
+
+def _crisp(translator: Translator | None, options: TilesOptions, gsd: float) -> tuple[Palette, int]:
+    """The palette and majority window radius of the crisp style; a RenderError without a
+    model that knows its map's classes."""
+    if translator is None or translator.palette is None:
+        raise RenderError(
+            "--style crisp needs a model whose card names its map's classes (not --map, which "
+            "only tiles)",
+            "--style",
+        )
+    if options.style not in STYLES:
+        raise RenderError(f"unknown style {options.style!r}: use painted or crisp", "--style")
+    return translator.palette, speckle_radius(options.speckle, gsd)
 
 
 def _check_tiles(

@@ -1,5 +1,6 @@
-"""The one writer of a render's output GeoTIFF: profile, finished blocks, COG, quicklook, and the
-rename into place; resumable with a journal.
+"""The GeoTIFF of a map: its profile, finished blocks, colour interpretation, COG, quicklook, and
+the block cache a render needs. :class:`~geo_p2p.run.writer.GeoTIFFWriter` writes a render's
+output with these.
 
 The output is 3-band uint8 RGB (colour interpretation set), internally tiled 512, ZSTD,
 BIGTIFF when needed, with no-data as an internal mask or an alpha band. It is written under a
@@ -11,10 +12,8 @@ part, so an interruption of any kind loses at most the parts in progress.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,13 +24,11 @@ from PIL import Image
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
-from ..files import atomic_write_bytes, temporary_path
-from ..raster import Source, open_quietly
-from ..reader import RasterReader
-from ..render.mosaic import Block
-from ..render.options import RenderOptions
-from ..render.tiling import OUTPUT_BLOCK
-from .journal import Journal
+from .files import atomic_write_bytes
+from .raster import Source, open_quietly
+from .reader import RasterReader
+from .render.mosaic import Block
+from .render.tiling import OUTPUT_BLOCK
 
 QUICKLOOK_SIZE = 512
 GDAL_OPTIONS = {"GDAL_TIFF_INTERNAL_MASK": True, "GDAL_PAM_ENABLED": False}
@@ -137,92 +134,3 @@ def convert_to_cog(
     }
     options.update({k.lower(): v for k, v in (creation_options or {}).items()})
     rasterio.shutil.copy(str(src_path), str(dst_path), driver="COG", **options)
-
-
-class GeoTIFFWriter:
-    """The output GeoTIFF ``dst`` of a render of ``source`` in ``count`` parts: :meth:`write`
-    finished blocks (from one thread at a time), mark parts :meth:`done`, then :meth:`finish`.
-
-    ``journal``: render resumably (see the module's docstring); :attr:`done` then holds the
-    parts already written by an interrupted render. Use as a context manager: leaving without
-    :meth:`finish` keeps the partial file and journal when resumable, and removes the temporary
-    file otherwise.
-    """
-
-    def __init__(
-        self, dst: Path, source: Source, options: RenderOptions, journal: Journal | None = None
-    ) -> None:
-        self.dst, self.source, self.options, self.journal = dst, source, options, journal
-        self.done: set[int] = set()
-        creation = None if options.cog else options.creation_options
-        self.profile = output_profile(source, options.alpha, creation)
-        self._stack = contextlib.ExitStack()
-        self._out: rasterio.io.DatasetWriter | None = None
-        self._finished = False
-
-    def __enter__(self) -> GeoTIFFWriter:
-        if self.journal is None:
-            self.path = self._stack.enter_context(temporary_path(self.dst.parent, self.dst.name))
-        else:
-            self.path = self.dst.parent / f".{self.dst.name}.partial.tif"
-            if self.journal.exists():
-                self.done = self.journal.read(self.path)
-                return self
-        self._out = open_quietly(self.path, "w", **self.profile)
-        set_colour_interpretation(self._out, self.options.alpha)
-        if self.journal is not None:
-            self._checkpoint()
-        return self
-
-    def write(self, block: Block) -> None:
-        """Write a finished block (a region's pixels are one block)."""
-        if self._out is None:
-            self._out = open_quietly(self.path, "r+")
-        write_block(self._out, block, self.options.alpha)
-
-    def part_done(self, index: int) -> None:
-        """Record that part ``index`` is written (and checkpoint, when resumable)."""
-        self.done.add(index)
-        if self.journal is not None:
-            self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        """Close the partial file (GDAL writes its tile index), sync it and record the parts
-        done; reopened by the next write."""
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        assert self.journal is not None
-        self.journal.write(self.done)
-
-    def finish(self) -> None:
-        """Complete the output: COG conversion, quicklook, and the rename to the destination."""
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        final = self.path
-        if self.options.cog:
-            final = self._stack.enter_context(temporary_path(self.dst.parent, self.dst.name))
-            convert_to_cog(self.path, final, self.options.creation_options)
-        if self.options.quicklook is not None:
-            write_quicklook(self.source, final, self.options.quicklook)
-        os.replace(final, self.dst)
-        if self.journal is not None:
-            self.path.unlink(missing_ok=True)
-            self.journal.remove()
-        self._finished = True
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if not self._finished and self._out is not None:
-                if self.journal is not None:
-                    self._checkpoint()  # closes it
-                else:
-                    self._out.close()
-        finally:
-            self._stack.close()
