@@ -148,6 +148,14 @@ def parse_load_size(
     "loss, the others 1.",
 )
 @click.option(
+    "--map-classes",
+    metavar="K|NAMES",
+    help="The map's classes, learnt from the training targets' colours and stored in the model "
+    "card (for render --style crisp, --classes, --vectors): K classes (class_1..K), or names, "
+    "largest first (land,road,water,park; a name twice joins two colours) [as many as the "
+    "colours show; with --init, the parent's].",
+)
+@click.option(
     "--skip-bad",
     is_flag=True,
     help="Leave out unreadable or non-pair images with a warning instead of stopping.",

@@ -118,3 +118,34 @@ def test_torchrun_two_processes_share_the_epoch(tmp_path) -> None:
     _, card = load_model(out / "model")
     assert card.training["steps"] == 3 and card.training["batch_size"] == 2
     assert card.training["epochs_done"] == 1
+
+
+def test_a_trained_model_carries_its_map_classes(tmp_path) -> None:
+    """The card names the classes learnt from the targets' colours (three asked for, named in
+    order of size), and render draws the crisp style with them; a fine-tune keeps its parent's
+    classes; a bad --map-classes is one line."""
+    from geo_p2p.card import load_card
+
+    out = tmp_path / "run"
+    args = ["train", str(PAIRS), "-o", str(out), "--max-steps", "1", *TINY]
+    result = run(*args, "--map-classes", "land,road,water")
+    assert result.exit_code == 0, result.output
+    classes = load_card(out / "model").classes
+    assert [c["name"] for c in classes] == ["land", "road", "water"]
+    land = classes[0]["colour"]
+    assert min(land) > 200  # the maps style's land: light
+    crisp = tmp_path / "crisp.tif"
+    area = Path(__file__).parents[1] / "examples" / "area.tif"
+    result = run(
+        "render", str(area), "-o", str(crisp), "--model", str(out / "model"), "--style", "crisp"
+    )
+    assert result.exit_code == 0, result.output
+    tuned = tmp_path / "tuned"
+    result = run(
+        "train", str(PAIRS), "-o", str(tuned), "--max-steps", "1", "--init", str(out / "model")
+    )
+    assert result.exit_code == 0, result.output
+    assert load_card(tuned / "model").classes == classes
+    bad = ["train", str(PAIRS), "-o", str(tmp_path / "bad"), *TINY]
+    result = run(*bad, "--map-classes", "land,,road")
+    assert result.exit_code == 2 and "--map-classes" in result.output

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..errors import RenderError
 from ..nets import InferenceStats
 from .data import Augment
 
@@ -60,6 +61,11 @@ class TrainConfig:
     l1_class_weight: str | None = None
     """``"CLASS[:WEIGHT]"``: target pixels of that map class weigh WEIGHT (default 5) in the
     L1 loss, the others 1."""
+    map_classes: str | None = None
+    """The map's classes, learnt from the training targets: ``"K"`` (K classes, named
+    class_1..K), or names in order of size, largest first (``"land,road,water"``; a name given
+    twice makes one class of two colour clusters); None: as many as the colours show, or with
+    ``init`` the parent model's classes (a fine-tune keeps its parent's map style)."""
     command: str = ""
 
     def augment(self) -> Augment:
@@ -69,6 +75,23 @@ class TrainConfig:
 def lr_factor(epochs: int, epochs_decay: int) -> Callable[[int], float]:
     """Learning-rate multiplier per epoch: 1 for ``epochs``, then linear decay to 0."""
     return lambda e: 1.0 - max(0, e + 1 - epochs) / float(epochs_decay + 1)
+
+
+def parse_map_classes(spec: str) -> tuple[int | None, tuple[str, ...] | None]:
+    """``--map-classes``: a number of classes, or their names.
+
+    >>> parse_map_classes("6"), parse_map_classes("land, road,land")
+    ((6, None), (None, ('land', 'road', 'land')))
+    """
+    if spec.strip().isdigit():
+        return int(spec), None
+    names = tuple(name.strip() for name in spec.split(","))
+    if not all(names):
+        raise RenderError(
+            f"give a number of classes or their names separated by commas, not {spec!r}",
+            "--map-classes",
+        )
+    return None, names
 
 
 def resume_config(run_dir: str | Path, **changes: Any) -> TrainConfig:

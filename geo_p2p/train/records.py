@@ -20,6 +20,7 @@ from torch import nn
 
 from ..card import ModelCard, save_model
 from ..files import atomic_write_bytes
+from ..mapclasses.palette import Palette
 from ..nets import set_inference_stats
 from ..render.mosaic import signed_to_u8
 from .config import CHECKPOINT, TrainConfig
@@ -60,6 +61,7 @@ class TrainerRecords:
     half_size: int
     amp_dtype: torch.dtype | None
     parent: Parent | None
+    palette: Palette
 
     def state(self) -> dict[str, Any]:
         rng = {"cpu": torch.get_rng_state()}
@@ -120,6 +122,7 @@ class TrainerRecords:
             direction=cfg.direction,
             inference_stats=cfg.inference_stats,
             gsd=gsd,
+            classes=self.palette.as_card(),
             training={
                 "data": str(cfg.data),
                 "pairs": len(self.train_files),

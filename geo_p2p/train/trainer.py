@@ -29,10 +29,11 @@ from tqdm import tqdm
 
 from ..device import cuda_autocast_dtype, resolve_device
 from ..errors import DataError
+from ..mapclasses.palette import Palette, learn_palette, pair_targets
 from ..metrics import CLASS_NAMES, classify
 from ..nets import PatchDiscriminator, UNetGenerator, init_weights, levels_for_tile
 from ..render.mosaic import signed_to_u8
-from .config import CHECKPOINT, TrainConfig, lr_factor
+from .config import CHECKPOINT, TrainConfig, lr_factor, parse_map_classes
 from .data import (
     EpochSampler,
     PairDataset,
@@ -113,6 +114,7 @@ class Trainer(TrainerRecords):
         if self.parent is not None:
             self.parent.check(config.ngf, config.ndf, config.tile)
             warn_if_mismatched(self.parent, config.direction, config.gsd)
+        self.palette = self._map_palette()
         self.dataset = PairDataset(
             self.train_files,
             config.direction,
@@ -123,6 +125,20 @@ class Trainer(TrainerRecords):
         )
         per_rank = len(EpochSampler(len(self.dataset), 0, 0, rank=self.rank, world=self.world))
         self.steps_per_epoch = -(-per_rank // config.batch_size)
+
+    def _map_palette(self) -> Palette:
+        """The map's classes: the parent's for a fine-tune without ``map_classes``, else
+        learnt from the training targets (see :class:`~geo_p2p.train.config.TrainConfig`)."""
+        cfg = self.cfg
+        parent = self.parent
+        if cfg.map_classes is None and parent is not None and parent.card.classes:
+            return Palette.from_card(parent.card.classes)
+        k, names = (None, None) if cfg.map_classes is None else parse_map_classes(cfg.map_classes)
+        targets = pair_targets(self.train_files, cfg.direction)
+        palette = learn_palette(targets, k, names, seed=cfg.seed)
+        described = ", ".join(f"{c.name} {c.colour}" for c in palette.classes)
+        log.info("map classes learnt from the training targets: %s", described)
+        return palette
 
     def _set_up_networks(self) -> None:
         """G and D initialised as in the paper (from the parent model when fine-tuning)."""
