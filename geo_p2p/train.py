@@ -106,6 +106,7 @@ class TrainConfig:
     dihedral: bool = False
     colour_jitter: float = 0.0
     scale_jitter: float = 1.0
+    domain_randomise: float = 0.0
     """Augmentations: see :class:`~geo_p2p.data.Augment`."""
     oversample: str | None = None
     """``"CLASS[:FACTOR]"``: draw pairs with replacement, weighted by their target's share of
@@ -116,7 +117,7 @@ class TrainConfig:
     command: str = ""
 
     def augment(self) -> Augment:
-        return Augment(self.dihedral, self.colour_jitter, self.scale_jitter)
+        return Augment(self.dihedral, self.colour_jitter, self.scale_jitter, self.domain_randomise)
 
 
 def lr_factor(epochs: int, epochs_decay: int) -> Callable[[int], float]:
