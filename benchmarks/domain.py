@@ -75,7 +75,7 @@ def main() -> None:
     else:
         files = sorted(args.train.glob("*.jpg"))[:: args.step]
         record = imagery_record(sample(np.asarray(load_pair(f)[0])) for f in files)
-        record["from"] = f"{args.train}: every {args.step}th of {len(files) * args.step} aerials"
+        record["from"] = f"{args.train}: every {args.step}-th of its aerials ({len(files)})"
         args.record.parent.mkdir(parents=True, exist_ok=True)
         args.record.write_text(json.dumps(record) + "\n")
     sets = {"newyork": newyork(args.data, 5), "moscow": moscow(args.data, 1), "us": us(args.data)}
@@ -92,7 +92,7 @@ def main() -> None:
     for name, image in tiffs.items():
         print(f"  {name:<42} {distance(image, record):6.2f}")
     print("threshold  flagged: newyork  moscow  us")
-    for t in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0):
+    for t in (1.5, 2.0, 2.3, 2.5, 3.0, 3.5, 4.0):
         shares = [(distances[s] > t).mean() for s in ("newyork", "moscow", "us")]
         print(f"{t:9.1f}          " + "".join(f"{v:8.2f}" for v in shares))
     if args.write_card:

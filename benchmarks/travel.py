@@ -17,8 +17,10 @@ Variants (--variants):
                  of a non-overlapping grid, tile pooling; geo_p2p.adapt)
   adabn-image-pop  the same with population variance (AdaBN's)
   adabn-set      one set of statistics per set: the centre tile of 64 pairs spread over it
-  moments-image  input bands moved to the training's mean and std (geo_p2p.domain)
+  moments-image  input bands moved to the training's mean and std (geo_p2p.domain), the
+                 image's own moments taken
   histogram-image  input bands histogram-matched to the training's
+  moments-set, histogram-set  the same with one mapping per set, from the sample of adabn-set
   tta            the mean over the 8 rotations and flips of each tile (8x the model's cost)
 
     python benchmarks/travel.py --model bundled=geo_p2p/weights --variants card adabn-image
@@ -73,8 +75,8 @@ def us(data: Path) -> Pairs:
     ]
 
 
-def set_statistics(translator: Translator, pairs: Pairs, pooling: str) -> dict:
-    """AdaBN statistics of a whole set: the centre tile of up to 64 pairs spread over it."""
+def set_sample(translator: Translator, pairs: Pairs) -> np.ndarray:
+    """A whole set seen as one raster: the centre tile of up to 64 pairs spread over it."""
     tiles = []
     for i in spread(len(pairs), 64):
         path, gsd = pairs[i]
@@ -83,7 +85,7 @@ def set_statistics(translator: Translator, pairs: Pairs, pooling: str) -> dict:
         t = translator.tile
         r, c = max(0, (h - t) // 2), max(0, (w - t) // 2)
         tiles.append(sample_tiles(image[r : r + t, c : c + t], t, 1)[0])
-    return normalisation_statistics(translator.module, np.stack(tiles), pooling)  # type: ignore[arg-type]
+    return np.stack(tiles)
 
 
 def variant_translate(
@@ -106,12 +108,15 @@ def variant_translate(
 
         return adapted
     if name == "adabn-set":
-        use_statistics(module, set_statistics(translator, pairs, "tile"))
+        use_statistics(module, normalisation_statistics(module, set_sample(translator, pairs)))
         return translator.translate
-    if name in ("moments-image", "histogram-image"):
+    if name.startswith(("moments-", "histogram-")):
         if imagery is None:
             raise SystemExit(f"{name} needs the training imagery record (--imagery or the card)")
-        match = match_moments if name == "moments-image" else match_histograms
+        match = match_moments if name.startswith("moments-") else match_histograms
+        if name.endswith("-set"):
+            sample = set_sample(translator, pairs).transpose(0, 2, 3, 1)
+            return lambda image: translator.translate(match(image, sample, imagery))
         return lambda image: translator.translate(match(image, image, imagery))
     if name != "card":
         raise SystemExit(f"unknown variant {name}")

@@ -26,6 +26,7 @@ from torch import nn
 
 from .mosaic import u8_to_signed
 from .nets import TileBatchNorm
+from .raster import NODATA_FILL, RasterReader, Source
 
 Pooling = Literal["tile", "population"]
 Statistics = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -63,6 +64,40 @@ def spread(n: int, count: int) -> list[int]:
     if count >= n:
         return list(range(n))
     return [round(i * (n - 1) / (count - 1)) for i in range(count)] if count > 1 else [n // 2]
+
+
+def raster_sample(source: Source, tile: int, count: int, min_valid: float = 0.9) -> np.ndarray:
+    """Up to ``count`` tiles of a raster's output grid (``source``, as the render reads it),
+    spread evenly over its non-overlapping tiles that hold at least ``min_valid`` valid pixels
+    (all tiles when none does): (N, 3, tile, tile) uint8, no-data filled with each tile's mean
+    valid colour as the render fills it, tiles cut by the raster's edge mirrored.
+
+    The sample of :func:`normalisation_statistics` and of the out-of-domain distance
+    (:func:`geo_p2p.domain.sample_features`). It reads each non-overlapping tile's validity
+    decimated to 16 x 16 px first, then the chosen tiles in full.
+    """
+    rows = _starts(max(source.height, tile), tile)
+    cols = _starts(max(source.width, tile), tile)
+    with RasterReader(source) as reader:
+        shares = []
+        for r in rows:
+            for c in cols:
+                h, w = min(tile, source.height - r), min(tile, source.width - c)
+                _, valid = reader.read(r, c, h, w, out_shape=(16, 16))
+                shares.append((valid.mean() * h * w / tile**2, r, c, h, w))
+        usable = [s for s in shares if s[0] > 0]
+        usable = [s for s in usable if s[0] >= min_valid] or usable
+        tiles = []
+        for i in spread(len(usable), count):
+            _, r, c, h, w = usable[i]
+            data, valid = reader.read(r, c, h, w)
+            fill = data[:, valid].mean(axis=1) if valid.any() else np.full(3, NODATA_FILL)
+            data = np.where(valid, data, fill.round().astype(np.uint8)[:, None, None])
+            pad = ((0, 0), (0, tile - h), (0, tile - w))
+            tiles.append(np.pad(data, pad, mode="symmetric"))
+    if not tiles:
+        raise ValueError(f"{source.path} has no valid pixels to sample")
+    return np.stack(tiles)
 
 
 @torch.no_grad()

@@ -105,3 +105,26 @@ def test_dihedral_mean_is_invariant_to_turning_the_input() -> None:
         assert not torch.allclose(tta(x), net(x), atol=1e-3)
     identity = DihedralMean(torch.nn.Identity())
     torch.testing.assert_close(identity(x), x)
+
+
+def test_raster_sample_takes_tiles_of_valid_pixels(tmp_path) -> None:
+    """A raster whose right half is no-data: the sample comes from the left half only."""
+    from conftest import write_raster
+
+    from geo_p2p.adapt import raster_sample
+    from geo_p2p.raster import inspect_source
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 200, (3, 64, 128), dtype=np.uint8)
+    data[:, :, 64:] = 0
+    path = write_raster(tmp_path / "half.tif", data, nodata=0)
+    source = inspect_source(path, resolution="native")
+    tiles = raster_sample(source, 32, 8)
+    assert tiles.shape == (4, 3, 32, 32)  # the 4 tiles of the left half
+    left = {data[:, r : r + 32, c : c + 32].tobytes() for r in (0, 32) for c in (0, 32)}
+    assert {t.tobytes() for t in tiles} == left
+    everything = raster_sample(source, 32, 8, min_valid=0.0)
+    assert everything.shape == (4, 3, 32, 32)  # tiles without any valid pixel never count
+    small = raster_sample(inspect_source(path, resolution="native"), 256, 3)
+    assert small.shape == (1, 3, 256, 256)  # one mirrored tile, no-data in its mean colour
+    assert not (small == 0).all(axis=1).any()

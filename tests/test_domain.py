@@ -110,3 +110,22 @@ def test_domain_randomisation_touches_the_input_only(tmp_path: Path) -> None:
         changed += (a0 - a1).abs().mean().item() > 0.005
         assert torch.equal(randomised[(epoch, 0)][0], a1)
     assert changed >= 4
+
+
+def test_bundled_card_records_the_training_imagery_and_flags_zurich() -> None:
+    """The bundled model's card holds its training imagery's record and threshold; the Lake
+    Zurich example (another sensor, country and season) is over it."""
+    from geo_p2p.adapt import raster_sample
+    from geo_p2p.card import DEFAULT_MODEL_DIR, load_card
+    from geo_p2p.domain import WARNING
+    from geo_p2p.raster import inspect_source
+
+    card = load_card(DEFAULT_MODEL_DIR)
+    record = card.training["imagery"]
+    assert record["features"]["names"] == list(FEATURES) and record["images"] == 548
+    area = Path(__file__).parents[1] / "examples" / "area.tif"
+    sample = raster_sample(inspect_source(area, gsd=card.gsd), card.tile, 16)
+    distance = domain_distance(sample_features(sample), record)
+    assert distance > record["threshold"] == 2.3
+    text = WARNING.format(distance=distance, threshold=2.3, gsd=card.gsd, model="default")
+    assert "geo-p2p pairs" in text and "--init default" in text
