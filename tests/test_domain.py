@@ -129,3 +129,15 @@ def test_bundled_card_records_the_training_imagery_and_flags_zurich() -> None:
     assert distance > record["threshold"] == 2.3
     text = WARNING.format(distance=distance, threshold=2.3, gsd=card.gsd, model="default")
     assert "geo-p2p pairs" in text and "--init default" in text
+
+
+def test_train_option_reaches_the_dataset() -> None:
+    from click.testing import CliRunner
+    from geo_p2p_cli.main import cli
+
+    from geo_p2p.train import TrainConfig
+
+    assert TrainConfig(data="x", domain_randomise=0.5).augment() == Augment(domain=0.5)
+    assert TrainConfig(data="x").augment() == Augment()
+    result = CliRunner().invoke(cli, ["train", "--help"])
+    assert "--domain-randomise" in result.output
