@@ -8,7 +8,7 @@ and 16 px, which fold alike at both strides, so "seams" equal to "floor" means n
 Without ``--model``, a randomly initialised ngf-16 U-Net with per-tile normalisation stands in for a
 trained generator (its per-tile statistics make tile borders plainly visible).
 
-    python benchmarks/seams.py [--model DIR] [--images 16] [--data ../shared/data]
+    python benchmarks/seams.py [--model DIR] [--images 16] [--data ../shared/data] [--config 32,8]
 """
 
 from __future__ import annotations
@@ -44,7 +44,11 @@ def main() -> None:
     parser.add_argument("--model", help="model directory (default: random ngf-16 U-Net)")
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--data", type=Path, default=root.parent / "shared" / "data")
+    parser.add_argument(
+        "--config", action="append", metavar="OVERLAP,MARGIN", help="only these (repeatable)"
+    )
     args = parser.parse_args()
+    configs = [tuple(map(int, c.split(","))) for c in args.config] if args.config else CONFIGS
     torch.set_num_threads(2)
     files = sorted((args.data / "maps" / "val").glob("*.jpg"))[: args.images]
     aerials = [mirrored(np.asarray(Image.open(f).convert("RGB"))[:, :600]) for f in files]
@@ -59,7 +63,7 @@ def main() -> None:
         what = "random ngf-16 U-Net, per-tile statistics"
     print(f"model: {what}; {len(aerials)} maps/val aerial images, tile {TILE}")
     print("overlap margin  stride  tiles/out-tile  seams  floor  seconds")
-    for overlap, margin in CONFIGS:
+    for overlap, margin in configs:
         stride = TILE - overlap
         size = TILE + stride * ((1200 - TILE) // stride)
         translator = Translator(module, tile=TILE, overlap=overlap, margin=margin, device="cpu")

@@ -134,6 +134,16 @@ def parse_load_size(
     "Zooming out needs halves larger than --tile.",
 )
 @click.option(
+    "--domain-randomise",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    metavar="S",
+    help="Randomise the input as imagery from elsewhere differs (white balance, gamma, "
+    "saturation and hue, haze, blur or sharpening, noise, JPEG), each effect with "
+    "probability 1/2, ranges times S (1: the README's recipe); 0: off.",
+)
+@click.option(
     "--oversample",
     metavar="CLASS[:FACTOR]",
     help="Draw training pairs with replacement, pair i with weight 1 + FACTOR x its target's "

@@ -54,10 +54,11 @@ class TrainConfig:
     dihedral: bool = False
     colour_jitter: float = 0.0
     scale_jitter: float = 1.0
-    """Augmentations: see :class:`~geo_p2p.data.Augment`."""
+    domain_randomise: float = 0.0
+    """Augmentations: see :class:`~geo_p2p.train.data.Augment`."""
     oversample: str | None = None
     """``"CLASS[:FACTOR]"``: draw pairs with replacement, weighted by their target's share of
-    that map class (:func:`~geo_p2p.data.oversampling_weights`; FACTOR default 4)."""
+    that map class (:func:`~geo_p2p.train.data.oversampling_weights`; FACTOR default 4)."""
     l1_class_weight: str | None = None
     """``"CLASS[:WEIGHT]"``: target pixels of that map class weigh WEIGHT (default 5) in the
     L1 loss, the others 1."""
@@ -69,7 +70,7 @@ class TrainConfig:
     command: str = ""
 
     def augment(self) -> Augment:
-        return Augment(self.dihedral, self.colour_jitter, self.scale_jitter)
+        return Augment(self.dihedral, self.colour_jitter, self.scale_jitter, self.domain_randomise)
 
 
 def lr_factor(epochs: int, epochs_decay: int) -> Callable[[int], float]:

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from ..errors import DataError
 from ..metrics import CLASS_NAMES, classify
 from ..render.mosaic import u8_to_signed
+from .randomise import randomise
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,9 @@ class Augment:
     """Scale jitter: A and B resampled by a factor in [1 / scale, scale] (log-uniform) by
     cropping a larger or smaller square and resizing it to the crop size (1: off). A factor
     below 1 needs halves larger than the crop; it is limited to what they hold."""
+    domain: float = 0.0
+    """Input-only domain randomisation of this strength (:func:`~geo_p2p.randomise.randomise`;
+    0: off)."""
 
 
 def colour_jitter(image: Image.Image, rng: np.random.Generator, strength: float) -> Image.Image:
@@ -235,6 +239,8 @@ class PairDataset(Dataset):
                 a, b = (im.transpose(Image.FLIP_LEFT_RIGHT) for im in (a, b))
             if aug.colour > 0:
                 a = colour_jitter(a, rng, aug.colour)
+            if aug.domain > 0:
+                a = randomise(a, rng, aug.domain)
         return to_tensor(a), to_tensor(b)
 
 

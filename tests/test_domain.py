@@ -1,0 +1,143 @@
+"""Training-imagery statistics: features, the out-of-domain distance, colour normalisation; and
+the domain randomisation of training inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from conftest import CHARLOTTE, WEBODM
+from PIL import Image, ImageFilter
+
+from geo_p2p.domain import (
+    FEATURES,
+    domain_distance,
+    image_features,
+    imagery_record,
+    match_histograms,
+    match_moments,
+    sample_features,
+)
+from geo_p2p.train.data import Augment, PairDataset
+from geo_p2p.train.randomise import randomise
+
+
+def charlotte() -> np.ndarray:
+    with rasterio.open(CHARLOTTE) as src:
+        return np.ascontiguousarray(src.read([1, 2, 3]).transpose(1, 2, 0))
+
+
+def crops(image: np.ndarray, size: int = 64) -> list[np.ndarray]:
+    h, w = image.shape[:2]
+    return [image[r : r + size, c : c + size] for r in range(0, h - size + 1, size // 2)
+            for c in range(0, w - size + 1, size // 2)]  # fmt: skip
+
+
+def test_features_of_a_flat_and_a_striped_image() -> None:
+    flat = np.full((8, 8, 3), (10, 20, 30), np.uint8)
+    f = dict(zip(FEATURES, image_features(flat), strict=True))
+    assert (f["mean_r"], f["mean_g"], f["mean_b"]) == (10, 20, 30)
+    assert f["std_r"] == f["gradient"] == f["laplacian"] == 0 and f["chroma"] == 20
+    stripes = np.zeros((8, 8, 3), np.uint8)
+    stripes[:, ::2] = 100
+    g = dict(zip(FEATURES, image_features(stripes), strict=True))
+    assert g["gradient"] == pytest.approx(100) and g["laplacian"] == pytest.approx(200)
+    assert g["std_r"] == pytest.approx(50)
+    both = np.stack([flat.transpose(2, 0, 1), stripes.transpose(2, 0, 1)])
+    np.testing.assert_allclose(
+        sample_features(both), (image_features(flat) + image_features(stripes)) / 2
+    )
+
+
+def one(image: np.ndarray) -> np.ndarray:
+    """A sample of one tile: the whole image."""
+    return image.transpose(2, 0, 1)[None]
+
+
+def test_distance_is_small_for_the_training_imagery_and_large_for_other_imagery() -> None:
+    train = crops(charlotte())
+    record = imagery_record(one(c) for c in train)
+    assert record["images"] == len(train) and len(record["band_quantiles"][0]) == 101
+    inside = [domain_distance(sample_features(one(c)), record) for c in train]
+    assert np.sqrt(np.mean(np.square(inside))) == pytest.approx(1.0, abs=1e-3)  # z-scores
+    with rasterio.open(WEBODM) as src:  # a drone orthophoto of a park, 0.5 m
+        park = np.ascontiguousarray(src.read([1, 2, 3])[:, 40:168, 40:168].transpose(1, 2, 0))
+    blurred = np.asarray(Image.fromarray(train[0]).filter(ImageFilter.GaussianBlur(3)))
+    assert domain_distance(sample_features(one(park)), record) > max(inside)
+    assert domain_distance(sample_features(one(blurred)), record) > inside[0] + 1  # texture
+
+
+def test_colour_normalisation_moves_the_bands_to_the_record() -> None:
+    record = imagery_record(one(c) for c in crops(charlotte()))
+    with rasterio.open(WEBODM) as src:
+        other = np.ascontiguousarray(src.read([1, 2, 3])[:, 40:168, 40:168].transpose(1, 2, 0))
+    moved = match_moments(other, other, record).reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(moved.mean(0), record["band_mean"], atol=3)
+    np.testing.assert_allclose(moved.std(0), record["band_std"], rtol=0.08)
+    matched = match_histograms(other, other, record).reshape(-1, 3)
+    for k in range(3):
+        ours = np.percentile(matched[:, k], [10, 50, 90])
+        np.testing.assert_allclose(ours, np.asarray(record["band_quantiles"][k])[[10, 50, 90]],
+                                   atol=3)  # fmt: skip
+
+
+def test_randomise_is_reproducible_and_changes_the_image() -> None:
+    image = Image.fromarray(charlotte()[:64, :64])
+    first = randomise(image, np.random.default_rng(5))
+    again = randomise(image, np.random.default_rng(5))
+    assert first.size == image.size and first.mode == "RGB"
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    outs = [np.asarray(randomise(image, np.random.default_rng(i)), np.int16) for i in range(8)]
+    diffs = [np.abs(o - np.asarray(image, np.int16)).mean() for o in outs]
+    assert sum(d > 2 for d in diffs) >= 6  # each effect has probability 1/2: most draws change
+    assert randomise(image, np.random.default_rng(0), 0.0) is image
+
+
+def test_domain_randomisation_touches_the_input_only(tmp_path: Path) -> None:
+    a = charlotte()[:32, :32]
+    b = 255 - a
+    path = tmp_path / "p.png"
+    Image.fromarray(np.concatenate([a, b], axis=1)).save(path)
+    plain = PairDataset([path], size=32, load_size=None)
+    randomised = PairDataset([path], size=32, load_size=None, augment=Augment(domain=1.0))
+    changed = 0
+    for epoch in range(6):
+        (a0, b0), (a1, b1) = plain[(epoch, 0)], randomised[(epoch, 0)]
+        assert torch.equal(b0, b1)
+        changed += (a0 - a1).abs().mean().item() > 0.005
+        assert torch.equal(randomised[(epoch, 0)][0], a1)
+    assert changed >= 4
+
+
+def test_bundled_card_records_the_training_imagery_and_flags_zurich() -> None:
+    """The bundled model's card holds its training imagery's record and threshold; the Lake
+    Zurich example (another sensor, country and season) is over it."""
+    from geo_p2p.card import DEFAULT_MODEL_DIR, load_card
+    from geo_p2p.domain import WARNING
+    from geo_p2p.raster import inspect_source
+    from geo_p2p.render.adapt import raster_sample
+
+    card = load_card(DEFAULT_MODEL_DIR)
+    record = card.training["imagery"]
+    assert record["features"]["names"] == list(FEATURES) and record["images"] == 548
+    area = Path(__file__).parents[1] / "examples" / "area.tif"
+    sample = raster_sample(inspect_source(area, gsd=card.gsd), card.tile, 16)
+    distance = domain_distance(sample_features(sample), record)
+    assert distance > record["threshold"] == 2.3
+    text = WARNING.format(distance=distance, threshold=2.3, gsd=card.gsd, model="default")
+    assert "geo-p2p pairs" in text and "--init default" in text
+
+
+def test_train_option_reaches_the_dataset() -> None:
+    from click.testing import CliRunner
+    from geo_p2p_cli.main import cli
+
+    from geo_p2p.train import TrainConfig
+
+    assert TrainConfig(data="x", domain_randomise=0.5).augment() == Augment(domain=0.5)
+    assert TrainConfig(data="x").augment() == Augment()
+    result = CliRunner().invoke(cli, ["train", "--help"])
+    assert "--domain-randomise" in result.output
