@@ -134,6 +134,8 @@ def render(
     if dry_run:
         plan = spec.load(backend=backend).plan(input, render_options)
         click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
+        for warning in plan.warnings():
+            click.echo(f"Warning: {warning}", err=True)
     elif scheduler is not None or workers is not None:
         if scheduler is not None and workers is not None:
             raise o.InputError("give --scheduler or --workers, not both")

@@ -82,7 +82,7 @@ def render_regions(
     # The rate here says nothing of a cluster's.
     job = translator.job(src, options, dst=dst, by_regions=True, estimate=None if local else False)
     assert job.plan is not None
-    log.info("%s", job.plan.line())
+    job.plan.log()
     journal = None
     if resume:
         layout = translator.layout_for(options)

@@ -141,3 +141,32 @@ def test_train_option_reaches_the_dataset() -> None:
     assert TrainConfig(data="x").augment() == Augment()
     result = CliRunner().invoke(cli, ["train", "--help"])
     assert "--domain-randomise" in result.output
+
+
+def test_the_plan_warns_of_imagery_unlike_the_training_imagery(tmp_path, model_dir) -> None:
+    """render's plan measures the input against the card's record: the Lake Zurich example is
+    out of the bundled model's domain, said in one warning line after the plan (on stderr
+    beside a JSON plan on stdout) pointing to pairs and train --init; a model whose card has no
+    record measures nothing."""
+    import json
+    import subprocess
+    import sys
+
+    area = Path(__file__).parents[1] / "examples" / "area.tif"
+    command = [sys.executable, "-m", "geo_p2p_cli.main", "render", str(area)]
+    done = subprocess.run([*command, "--dry-run", "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["domain_distance"] > plan["domain_threshold"] == 2.3
+    assert "Warning: this imagery looks unlike" in done.stderr and "--init default" in done.stderr
+    rendered = subprocess.run(
+        [*command, "-o", str(tmp_path / "map.tif")], capture_output=True, text=True
+    )
+    lines = rendered.stderr.strip().splitlines()
+    assert lines[0].startswith("geo-p2p: plan:") and "looks unlike" in lines[1]
+    other = subprocess.run(
+        [*command, "--model", str(model_dir), "--dry-run", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(other.stdout)["domain_distance"] is None and "Warning" not in other.stderr

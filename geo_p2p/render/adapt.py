@@ -48,6 +48,10 @@ def sample_tiles(image: np.ndarray, tile: int, count: int) -> np.ndarray:
     return np.stack([image[r : r + tile, c : c + tile].transpose(2, 0, 1) for r, c in picked])
 
 
+CANDIDATES = 32
+"""Tiles per axis whose validity :func:`raster_sample` reads to choose its sample from."""
+
+
 def _starts(size: int, tile: int) -> list[int]:
     """Tile starts along one axis: every ``tile`` px, the last one flush with the edge."""
     starts = list(range(0, size - tile + 1, tile))
@@ -74,11 +78,15 @@ def raster_sample(source: Source, tile: int, count: int, min_valid: float = 0.9)
     valid colour as the render fills it, tiles cut by the raster's edge mirrored.
 
     The sample of :func:`normalisation_statistics` and of the out-of-domain distance
-    (:func:`geo_p2p.domain.sample_features`). It reads each non-overlapping tile's validity
-    decimated to 16 x 16 px first, then the chosen tiles in full.
+    (:func:`geo_p2p.domain.sample_features`). It reads the validity of at most
+    :data:`CANDIDATES` x :data:`CANDIDATES` non-overlapping tiles spread over the raster,
+    decimated to 16 x 16 px, first, then the chosen tiles in full: a few seconds at most, however
+    large the raster.
     """
     rows = _starts(max(source.height, tile), tile)
     cols = _starts(max(source.width, tile), tile)
+    rows = [rows[i] for i in spread(len(rows), CANDIDATES)]
+    cols = [cols[i] for i in spread(len(cols), CANDIDATES)]
     with RasterReader(source) as reader:
         shares = []
         for r in rows:

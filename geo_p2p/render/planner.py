@@ -13,6 +13,7 @@ sane time.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from typing import Any
 import shapely
 
 from ..aoi import AreaOfInterest
+from ..domain import WARNING, domain_distance, sample_features
 from ..errors import RenderError
 from ..files import check_output
 from ..grids import crs_name
@@ -30,10 +32,15 @@ from ..mapclasses.outputs import check_class_outputs
 from ..mapclasses.palette import Palette
 from ..progress import duration
 from ..raster import Source, inspect_source
+from .adapt import raster_sample
 from .engine import SMALL_JOB_TILES
 from .options import MAX_UPSAMPLING, RenderOptions
 from .tiling import STRIP_WIDTH, Layout, Strip, TileGrid, grid_starts, regions, strips
 
+log = logging.getLogger(__name__)
+
+DOMAIN_SAMPLE = 16
+"""Tiles of the input read to measure how unlike the training imagery it is (0.1 s or so)."""
 MAX_SIDE = 2**31 - 1
 """Largest output side in pixels: GDAL's raster dimensions are 32-bit signed integers."""
 
@@ -57,6 +64,13 @@ class RenderPlan:
     device: str
     rate: float | None
     """Tiles per second measured on this machine just before, with this model and options."""
+    domain_distance: float | None = None
+    """How unlike the model's training imagery the input looks (its colour and texture
+    statistics' distance from the card's; None: the card has none)."""
+    domain_threshold: float | None = None
+    """The distance above which the input is out of the model's domain."""
+    model: str = "default"
+    """The model, as ``geo-p2p train --init`` takes it: "default" or its directory."""
 
     @property
     def seconds(self) -> float | None:
@@ -73,6 +87,20 @@ class RenderPlan:
             f"plan: {self.input} {_size(self.input_size)} at {_gsd(self.input_gsd)} -> {out}"
             f"{how}; {self.tiles:,} tiles on {self.device}; {self.estimate()}"
         )
+
+    def warnings(self) -> list[str]:
+        """What the user should know before the render: an input out of the model's domain."""
+        distance, threshold = self.domain_distance, self.domain_threshold
+        if distance is None or threshold is None or distance <= threshold:
+            return []
+        gsd = f"{self.gsd:g}" if self.gsd else "M"
+        return [WARNING.format(distance=distance, threshold=threshold, gsd=gsd, model=self.model)]
+
+    def log(self) -> None:
+        """Log the plan's line, then its warnings."""
+        log.info("%s", self.line())
+        for warning in self.warnings():
+            log.warning("%s", warning)
 
     def estimate(self) -> str:
         """The estimated time and the rate it comes from, in words."""
@@ -107,6 +135,8 @@ def plan_job(
     rate: Callable[[], float],
     *,
     palette: Palette | None = None,
+    imagery: dict[str, Any] | None = None,
+    model: str = "default",
     dst: Path | None = None,
     by_regions: bool = False,
     strip_width: int = STRIP_WIDTH,
@@ -117,7 +147,10 @@ def plan_job(
     absurd jobs (:func:`check_job`), lay out the tile grid in strips of ``strip_width`` columns
     (or in regions of ``options.region_size`` px, see :func:`~geo_p2p.render.tiling.regions`) and
     plan it. ``rate()`` measures the model's tiles per second for the estimate where
-    ``estimate`` (None: for jobs of over :data:`~geo_p2p.render.engine.SMALL_JOB_TILES`)."""
+    ``estimate`` (None: for jobs of over :data:`~geo_p2p.render.engine.SMALL_JOB_TILES`).
+    ``imagery``: the card's record of the training imagery, to measure how unlike it the input
+    is, on a sample of its tiles (:func:`~geo_p2p.render.adapt.raster_sample`); ``model`` names
+    the model in the warning (as ``train --init`` takes it)."""
     if dst is not None:
         check_output(dst, src, options.overwrite)
         others = {"--quicklook": options.quicklook, "--classes": options.classes}
@@ -151,8 +184,25 @@ def plan_job(
         overlap=layout.overlap,
         device=device,
         rate=rate() if estimate else None,
+        model=model,
+        **domain_check(source, imagery, layout.tile),
     )
     return Job(source, area, grid, parts, plan)
+
+
+def domain_check(
+    source: Source, imagery: dict[str, Any] | None, tile: int
+) -> dict[str, float | None]:
+    """The plan's ``domain_distance`` and ``domain_threshold`` for an input: the distance of a
+    sample of its tiles from the training imagery's statistics (none without a record)."""
+    if imagery is None or "threshold" not in imagery:
+        return {}
+    try:
+        tiles = raster_sample(source, tile, DOMAIN_SAMPLE)
+    except ValueError:  # no valid pixel to sample: nothing to say
+        return {}
+    distance = domain_distance(sample_features(tiles), imagery)
+    return {"domain_distance": round(distance, 3), "domain_threshold": imagery["threshold"]}
 
 
 def check_job(

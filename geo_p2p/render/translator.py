@@ -79,6 +79,8 @@ class Translator:
         precision: Precision = "auto",
         gsd: float | None = None,
         palette: Palette | None = None,
+        imagery: dict[str, Any] | None = None,
+        model: str = "default",
         strip_width: int = STRIP_WIDTH,
         channels_last: bool | None = None,
         torch_compile: bool = False,
@@ -92,6 +94,8 @@ class Translator:
         )
         self.gsd = gsd
         self.palette = palette
+        self.imagery = imagery
+        self.model = model
         self.strip_width = strip_width
 
     @classmethod
@@ -131,9 +135,13 @@ class Translator:
         if fuse and (inference_stats or card.inference_stats) == "running":
             log.debug("folded %d BatchNorm layers into convolutions", fuse_batchnorm(module))
         palette = None if card.classes is None else Palette.from_card(card.classes)
-        return cls(
-            module, tile=card.tile, gsd=card.gsd, palette=palette, backend=backend, **options
-        )
+        facts = {
+            "gsd": card.gsd,
+            "palette": palette,
+            "imagery": card.training.get("imagery"),
+            "model": "default" if path is None else str(path),
+        }
+        return cls(module, tile=card.tile, backend=backend, **facts, **options)
 
     @property
     def tile(self) -> int:
@@ -222,7 +230,7 @@ class Translator:
         counted = network_bytes()
         job = self.job(src, options, dst=dst)
         assert job.plan is not None
-        log.info("%s", job.plan.line())
+        job.plan.log()
         self.engine.prepare(job.plan.tiles)  # outside the timed render
         writer = GeoTIFFWriter(dst, job.source, options, palette=self.palette)
         executor = StreamExecutor(self.engine, self.strip_width)
@@ -258,6 +266,8 @@ class Translator:
             str(self.device),
             self.engine.measure_rate,
             palette=self.palette,
+            imagery=self.imagery,
+            model=self.model,
             dst=dst,
             by_regions=by_regions,
             strip_width=self.strip_width,
