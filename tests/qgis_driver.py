@@ -119,6 +119,31 @@ def render(spec: dict) -> dict:
     }
 
 
+def crisp(spec: dict) -> dict:
+    """render in the crisp style with a class raster, both loaded into the project."""
+    QgsProject.instance().removeAllMapLayers()
+    out = Path(spec["work"]) / "crisp"
+    out.mkdir()
+    parameters = {
+        "INPUT": spec["input"],
+        "OUTPUT": str(out / "map.tif"),
+        "CLASSES": str(out / "classes.tif"),
+        "STYLE": 1,
+        "BATCH_SIZE": 1,
+    }
+    result = run("geo_p2p:render", parameters, Feedback(), load=True)
+    from osgeo import gdal
+
+    # The class names are in classes.tif.aux.xml, which GDAL reads only with its side files on
+    # (the tests turn them off, so that QGIS writes no statistics beside examples/area.tif).
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "YES")
+    classes = QgsRasterLayer(str(out / "classes.tif"))
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+    renderer = classes.renderer()
+    labels = [c.label for c in renderer.classes()] if hasattr(renderer, "classes") else []
+    return {**result, "layers": loaded_layers(), "class_labels": labels}
+
+
 def cancel(spec: dict) -> dict:
     out = Path(spec["work"]) / "cancel" / "map.tif"
     out.parent.mkdir()
@@ -245,6 +270,7 @@ def main() -> None:
     for name, scenario in [
         ("provider", lambda _: provider_facts()),
         ("render", render),
+        ("crisp", crisp),
         ("cancel", cancel),
         ("bad_input", bad_input),
         ("tiles_and_pairs", tiles_and_pairs),

@@ -206,6 +206,19 @@ def test_render_loads_a_map_in_the_inputs_crs_with_progress(qgis_results: dict) 
     assert any(line.startswith("plan: ") for line in render["infos"])
 
 
+def test_render_crisp_with_a_class_raster(qgis_results: dict) -> None:
+    """STYLE crisp and a CLASSES output: the map in flat class colours and the class raster,
+    both loaded; QGIS labels the class raster's colours with the class names."""
+    crisp = qgis_results["crisp"]
+    assert "outputs" in crisp, crisp
+    sources = {layer["source"] for layer in crisp["layers"]}
+    assert {crisp["outputs"]["OUTPUT"], crisp["outputs"]["CLASSES"]} <= sources
+    with rasterio.open(crisp["outputs"]["OUTPUT"]) as ds:
+        rgb, mask = ds.read(), ds.dataset_mask()
+    assert len({tuple(p) for p in rgb[:, mask > 0].T}) <= 5  # the maps style's class colours
+    assert {"land", "road", "water"} <= set(crisp["class_labels"]), crisp["class_labels"][:8]
+
+
 def test_cancel_stops_the_command_and_leaves_nothing(qgis_results: dict) -> None:
     cancel = qgis_results["cancel"]
     assert cancel.get("exception") == "canceled: geo-p2p stopped and left nothing", cancel

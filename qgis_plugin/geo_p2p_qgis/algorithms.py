@@ -42,6 +42,7 @@ from .settings import configured_executable
 RESOLUTIONS = ["auto (the model's ground resolution)", "native (the input's grid)", "PIXEL_SIZE"]
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
+STYLES = ["painted (the generator's colours)", "crisp (each pixel its map class's colour)"]
 FORMATS = ["png", "webp", "jpeg"]
 
 
@@ -120,6 +121,12 @@ class GeoP2PAlgorithm(QgsProcessingAlgorithm):
                 )
             )
         )
+
+    def add_style(self) -> None:
+        self.addParameter(QgsProcessingParameterEnum("STYLE", "Map style", STYLES, defaultValue=0))
+
+    def style_args(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        return ["--style", ("painted", "crisp")[self.parameterAsEnum(parameters, "STYLE", context)]]
 
     def add_extra(self) -> None:
         self.addParameter(
@@ -257,6 +264,7 @@ class RenderAlgorithm(GeoP2PAlgorithm):
             )
         )
         self.add_area("the render; outside it the output is no-data")
+        self.add_style()
         self.add_reading()
         self.add_compute()
         self.addParameter(
@@ -267,6 +275,14 @@ class RenderAlgorithm(GeoP2PAlgorithm):
         )
         self.add_extra()
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Map"))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                "CLASSES",
+                "Map classes (a class raster with names and colours)",
+                optional=True,
+                createByDefault=False,
+            )
+        )
 
     def processAlgorithm(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -290,8 +306,11 @@ class RenderAlgorithm(GeoP2PAlgorithm):
         args += self.reading_args(parameters, context) + self.compute_args(parameters, context)
         args += ["--cog"] if self.parameterAsBoolean(parameters, "COG", context) else []
         args += ["--alpha"] if self.parameterAsBoolean(parameters, "ALPHA", context) else []
+        args += self.style_args(parameters, context)
+        classes = self.parameterAsOutputLayer(parameters, "CLASSES", context)
+        args += ["--classes", classes] if classes else []
         self.run_geo_p2p(args, parameters, context, layer.crs(), feedback)
-        return {"OUTPUT": output}
+        return {"OUTPUT": output, "CLASSES": classes or None}
 
 
 class TilesAlgorithm(GeoP2PAlgorithm):
@@ -329,6 +348,7 @@ class TilesAlgorithm(GeoP2PAlgorithm):
             QgsProcessingParameterEnum("FORMAT", "Tile format", FORMATS, defaultValue=0)
         )
         self.add_area("the tiles")
+        self.add_style()
         self.add_reading()
         self.add_compute()
         self.add_extra()
@@ -354,6 +374,8 @@ class TilesAlgorithm(GeoP2PAlgorithm):
             low, high = (int(z) for z in self.parameterAsRange(parameters, "ZOOM", context))
             args += ["--zoom", f"{low}-{high}"]
         args += ["--format", FORMATS[self.parameterAsEnum(parameters, "FORMAT", context)]]
+        if self.parameterAsEnum(parameters, "STYLE", context):
+            args += self.style_args(parameters, context)  # crisp: the model's classes
         args += self.reading_args(parameters, context) + self.compute_args(parameters, context)
         self.run_geo_p2p(args, parameters, context, layer.crs(), feedback)
         self.load_tiles(output, context, feedback)
