@@ -149,3 +149,23 @@ def test_a_trained_model_carries_its_map_classes(tmp_path) -> None:
     bad = ["train", str(PAIRS), "-o", str(tmp_path / "bad"), *TINY]
     result = run(*bad, "--map-classes", "land,,road")
     assert result.exit_code == 2 and "--map-classes" in result.output
+
+
+def test_a_trained_model_records_its_imagery_and_the_plan_measures_inputs(tmp_path) -> None:
+    """The card records the training aerials' statistics and a threshold from the held-out
+    ones (examples/pairs has val/), so render's plan measures an input against them."""
+    import json
+
+    from geo_p2p.card import load_card
+
+    out = tmp_path / "run"
+    result = run("train", str(PAIRS), "-o", str(out), "--max-steps", "1", *TINY)
+    assert result.exit_code == 0, result.output
+    record = load_card(out / "model").training["imagery"]
+    assert record["images"] == 6 and record["threshold"] > 0  # the 6 training pairs
+    area = Path(__file__).parents[1] / "examples" / "area.tif"
+    model = ["--model", str(out / "model")]
+    result = run("render", str(area), *model, "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
+    assert plan["domain_distance"] > 0 and plan["domain_threshold"] == record["threshold"]

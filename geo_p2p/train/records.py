@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import platform
+from collections.abc import Iterator
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,15 +21,46 @@ from PIL import Image
 from torch import nn
 
 from ..card import ModelCard, save_model
+from ..domain import domain_distance, imagery_record, sample_features
 from ..files import atomic_write_bytes
 from ..mapclasses.palette import Palette
 from ..nets import set_inference_stats
+from ..render.adapt import sample_tiles
 from ..render.mosaic import signed_to_u8
 from .config import CHECKPOINT, TrainConfig
-from .data import Augment, PairDataset
+from .data import Augment, PairDataset, load_pair
 from .finetune import Parent
 
 N_SAMPLES = 4
+IMAGERY_IMAGES = 200
+"""Pair images (spread over the set) whose aerials the card's imagery record summarises."""
+IMAGERY_TILES = 16
+"""Tiles of each aerial in the record, as the render's plan samples an input."""
+
+
+def imagery(
+    files: list[Path],
+    held_out: list[Path],
+    direction: str,
+    tile: int,
+    load_size: int | None,
+) -> dict[str, Any]:
+    """The card's record of the training imagery (:func:`geo_p2p.domain.imagery_record`, the
+    aerials as the model saw them: resized to ``load_size`` where set), with the threshold of
+    the plan's out-of-domain warning: the largest distance of a held-out aerial from it (the
+    training ones where there are none), rounded up to a tenth."""
+
+    def samples(paths: list[Path]) -> Iterator[np.ndarray]:
+        step = max(1, math.ceil(len(paths) / IMAGERY_IMAGES))
+        for path in paths[::step]:
+            aerial = load_pair(path, direction)[0]
+            if load_size is not None:
+                aerial = aerial.resize((load_size, load_size), Image.BILINEAR)
+            yield sample_tiles(np.asarray(aerial), tile, IMAGERY_TILES)
+
+    record = imagery_record(samples(files))
+    distances = [domain_distance(sample_features(s), record) for s in samples(held_out or files)]
+    return {**record, "threshold": math.ceil(max(distances) * 10) / 10}
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -62,6 +95,7 @@ class TrainerRecords:
     amp_dtype: torch.dtype | None
     parent: Parent | None
     palette: Palette
+    imagery: dict[str, Any]
 
     def state(self) -> dict[str, Any]:
         rng = {"cpu": torch.get_rng_state()}
@@ -144,6 +178,7 @@ class TrainerRecords:
                     for k in ("oversample", "l1_class_weight")
                     if getattr(cfg, k) is not None
                 },
+                "imagery": self.imagery,
                 "command": cfg.command,
                 "wall_time_s": round(self.wall_time, 1),
                 "device": self.device_name(),

@@ -45,7 +45,7 @@ from .data import (
     parse_class_factor,
 )
 from .finetune import Parent, warn_if_mismatched
-from .records import StepLogger, TrainerRecords
+from .records import StepLogger, TrainerRecords, imagery
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,9 @@ class Trainer(TrainerRecords):
             self.parent.check(config.ngf, config.ndf, config.tile)
             warn_if_mismatched(self.parent, config.direction, config.gsd)
         self.palette = self._map_palette()
+        self.imagery = imagery(
+            self.train_files, self.val_files, config.direction, config.tile, config.load_size
+        )
         self.dataset = PairDataset(
             self.train_files,
             config.direction,
