@@ -17,6 +17,7 @@ from test_webtiles import Interrupted, interrupt_after, read_tile, tile_set, utm
 
 from geo_p2p import Translator
 from geo_p2p.card import ModelCard, save_model
+from geo_p2p.errors import RenderError
 from geo_p2p.mapclasses import learn_palette
 from geo_p2p.mapclasses.classraster import crisp_geotiff
 from geo_p2p.mapclasses.crisp import speckle_radius
@@ -132,3 +133,6 @@ def test_crisp_tiles_resume_to_the_same_pyramid(classes_model, utm, tmp_path, mo
     assert tile_set(resumed) == tile_set(whole)
     with pytest.raises(Exception, match="names its map's classes"):
         make_tiles(utm, tmp_path / "map", None, **options)
+    for bad, message in (({"style": "fancy"}, "unknown style"), ({"speckle": -1}, "0 or more")):
+        with pytest.raises(RenderError, match=message):
+            make_tiles(utm, tmp_path / "bad", translator, **{**options, **bad})

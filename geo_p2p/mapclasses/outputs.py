@@ -32,12 +32,12 @@ def check_class_outputs(options: RenderOptions, palette: Palette | None, src: st
     can be written (and the vectors extra is installed for the latter)."""
     if not wanted(options):
         return
-    param = "--style" if options.style == "crisp" else "--classes"
     if palette is None:
+        asked = "--style" if options.style == "crisp" else "--classes" if options.classes else None
         raise RenderError(
             "the model's card names no map classes: render --style painted, or use a model "
             "from 'geo-p2p train', which learns its map's classes",
-            "--vectors" if options.classes is None and options.style != "crisp" else param,
+            asked or "--vectors",
         )
     if options.classes is not None:
         check_output(options.classes, src, options.overwrite, "--classes")

@@ -24,6 +24,14 @@ DEFAULT_MAX_TILES = 1_000_000
 2-core CPU (70 tiles/s), minutes on a GPU. ``--max-tiles`` raises it."""
 
 
+def check_map_style(style: str, speckle: float | None) -> None:
+    """Refuse a ``--style`` other than painted or crisp, and a negative ``--speckle``."""
+    if style not in STYLES:
+        raise RenderError(f"unknown style {style!r}: use painted or crisp", "--style")
+    if speckle is not None and not speckle >= 0:
+        raise RenderError(f"--speckle must be 0 or more metres, got {speckle}", "--speckle")
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     """Everything that says what a render reads, writes and refuses, and how it lays out tiles.
@@ -72,12 +80,7 @@ class RenderOptions:
         for name in ("quicklook", "classes", "vectors"):
             if getattr(self, name) is not None:
                 set_(self, name, Path(getattr(self, name)))
-        if self.style not in STYLES:
-            raise RenderError(f"unknown style {self.style!r}: use painted or crisp", "--style")
-        if self.speckle is not None and not self.speckle >= 0:
-            raise RenderError(
-                f"--speckle must be 0 or more metres, got {self.speckle}", "--speckle"
-            )
+        check_map_style(self.style, self.speckle)
         for name in ("bands", "scale"):
             if getattr(self, name) is not None:
                 set_(self, name, tuple(getattr(self, name)))

@@ -17,7 +17,7 @@ from ..mapclasses.palette import Palette
 from ..progress import duration
 from ..raster import Source, inspect_source, require_georeferencing
 from ..render.engine import SMALL_JOB_TILES
-from ..render.options import DEFAULT_MAX_TILES, MAX_UPSAMPLING, STYLES, Style
+from ..render.options import DEFAULT_MAX_TILES, MAX_UPSAMPLING, Style, check_map_style
 from ..render.planner import grid_tiles
 from ..render.translator import Translator
 from ..run.journal import fingerprint
@@ -64,6 +64,9 @@ class TilesOptions:
     overwrite: bool = False
     force: bool = False
     max_tiles: int = DEFAULT_MAX_TILES
+
+    def __post_init__(self) -> None:
+        check_map_style(self.style, self.speckle)
 
     @classmethod
     def build(cls, options: TilesOptions | None = None, **keywords: Any) -> TilesOptions:
@@ -206,8 +209,6 @@ def _crisp(translator: Translator | None, options: TilesOptions, gsd: float) -> 
             "only tiles)",
             "--style",
         )
-    if options.style not in STYLES:
-        raise RenderError(f"unknown style {options.style!r}: use painted or crisp", "--style")
     return translator.palette, speckle_radius(options.speckle, gsd)
 
 
