@@ -199,6 +199,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._answer(416, asked, {"Content-Range": f"bytes */{size}"})
             status = 206
         length = end - start + 1
+        data = b""
+        if body:
+            with path.open("rb") as f:
+                f.seek(start)
+                data = f.read(length)
+            if drop:
+                data = data[: len(data) // 2]
+        # Recorded before the answer, so that a client done with it finds it in the log.
+        self._record(status, asked, len(data))
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(length))
@@ -208,28 +217,20 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
-        sent = 0
         if body:
-            with path.open("rb") as f:
-                f.seek(start)
-                data = f.read(length)
-            if drop:
-                data = data[: len(data) // 2]
             self.wfile.write(data)
             self.wfile.flush()
-            sent = len(data)
             if drop:  # the connection dies mid-transfer
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
-        self._record(status, asked, sent)
 
     def _answer(self, status: int, asked: str | None, headers: dict | None = None) -> None:
+        self._record(status, asked, 0)  # before the answer, as in _serve
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        self._record(status, asked, 0)
 
     def _record(self, status: int, asked: str | None, sent: int) -> None:
         with self.state.lock:
