@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from geo_p2p.card import load_model
+from geo_p2p.card import load_card, load_model
 from geo_p2p.train import CHECKPOINT, TrainConfig, Trainer, lr_factor, resume_config, train
+from geo_p2p.train import trainer as trainer_module
 
 PAIRS = Path(__file__).parents[1] / "examples" / "pairs"
 
@@ -52,6 +53,24 @@ def test_two_plus_two_steps_resumed_equal_four_straight(tmp_path) -> None:
     assert not torch.equal(first_half["encoder.0.weight"], resumed["encoder.0.weight"])
     state = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
     assert state["global_step"] == 4 and state["step_in_epoch"] == 4
+
+
+def test_a_resume_takes_the_map_classes_and_imagery_record_from_its_card(
+    tmp_path, monkeypatch
+) -> None:
+    train(tiny_config(tmp_path, "run", max_steps=2))
+    before = load_card(tmp_path / "run" / "model")
+
+    def measured(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a resume measured the pairs again")
+
+    monkeypatch.setattr(trainer_module, "learn_palette", measured)
+    monkeypatch.setattr(trainer_module, "imagery", measured)
+    train(resume_config(tmp_path / "run", max_steps=3), resume=tmp_path / "run")
+    after = load_card(tmp_path / "run" / "model")
+    assert after.training["steps"] == 3
+    assert after.classes == before.classes
+    assert after.training["imagery"] == before.training["imagery"]
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch) -> None:

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..card import CARD_FILE, load_card
 from ..device import cuda_autocast_dtype, resolve_device
 from ..errors import DataError
 from ..mapclasses.palette import Palette, learn_palette, pair_targets
@@ -56,9 +57,12 @@ L1_CLASS_WEIGHT = 5.0
 class Trainer(TrainerRecords):
     """Trains a pix2pix pair of networks on a data folder; see the module docstring."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, resume: Path | None = None) -> None:
+        """``resume``: the checkpoint that :meth:`fit` will continue from (its run's card then
+        gives the map classes and the imagery record, which a run does not change)."""
         self.cfg = config
         self.run_dir = Path(config.out)
+        self.resume = resume
         self._set_up_processes()
         self._set_up_data()
         self._set_up_networks()
@@ -114,10 +118,7 @@ class Trainer(TrainerRecords):
         if self.parent is not None:
             self.parent.check(config.ngf, config.ndf, config.tile)
             warn_if_mismatched(self.parent, config.direction, config.gsd)
-        self.palette = self._map_palette()
-        self.imagery = imagery(
-            self.train_files, self.val_files, config.direction, config.tile, config.load_size
-        )
+        self._set_up_records()
         self.dataset = PairDataset(
             self.train_files,
             config.direction,
@@ -128,6 +129,22 @@ class Trainer(TrainerRecords):
         )
         per_rank = len(EpochSampler(len(self.dataset), 0, 0, rank=self.rank, world=self.world))
         self.steps_per_epoch = -(-per_rank // config.batch_size)
+
+    def _set_up_records(self) -> None:
+        """The map's classes and the training imagery's record: those of the card that a
+        resumed run's checkpoints wrote, else measured on the pairs (which reads hundreds)."""
+        card_dir = self.run_dir / "model"
+        if self.resume is not None and (card_dir / CARD_FILE).is_file():
+            card = load_card(card_dir)
+            if card.classes and "imagery" in card.training:
+                self.palette = Palette.from_card(card.classes)
+                self.imagery = card.training["imagery"]
+                return
+        cfg = self.cfg
+        self.palette = self._map_palette()
+        self.imagery = imagery(
+            self.train_files, self.val_files, cfg.direction, cfg.tile, cfg.load_size
+        )
 
     def _map_palette(self) -> Palette:
         """The map's classes: the parent's for a fine-tune without ``map_classes``, else
@@ -254,15 +271,16 @@ class Trainer(TrainerRecords):
             generator=torch.Generator().manual_seed(self.cfg.seed),
         )
 
-    def fit(self, resume: Path | None = None) -> Path:
-        """Train until the schedule (or ``max_steps``) ends; returns the model directory.
+    def fit(self) -> Path:
+        """Train (from the checkpoint given as ``resume``, if any) until the schedule (or
+        ``max_steps``) ends; returns the model directory.
 
         Ctrl-C saves a checkpoint at the current step before it propagates.
         """
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume is not None:
-            self.load_checkpoint(resume)
+        if self.resume is not None:
+            self.load_checkpoint(self.resume)
             log.info("resumed at epoch %d, step %d", self.epoch + 1, self.step_in_epoch)
         if self.rank == 0:
             self.write_config()
@@ -336,7 +354,7 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
         if not config.command:
             config.command = " ".join(["geo-p2p", *sys.argv[1:]])
         checkpoint = Path(resume) / CHECKPOINT if resume is not None else None
-        return Trainer(config).fit(checkpoint)
+        return Trainer(config, checkpoint).fit()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
