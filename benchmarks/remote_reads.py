@@ -8,7 +8,9 @@ next). Renders at native resolution: the whole raster, and an area of interest o
 (a 0.316 x 0.316 box at 10 % from the west and 35 % from the south). "needed" is the bytes of
 the blocks under the model tiles that meet the area (from the COG's tile index), the least a
 render can fetch besides the header. Models: an ngf-4 U-Net with 32 px tiles (the tests'
-stand-in) and the bundled model (256 px tiles).
+stand-in) and the bundled model (256 px tiles). Then the bundled model at its own 0.9 m
+(--resolution auto), which is coarser than the COG: read from the COG's overview that suits the
+grid (geo_p2p.raster.Source.overview), and, for comparison, from the full resolution.
 
     nice -n 10 python benchmarks/remote_reads.py [--size 4096]
 """
@@ -19,6 +21,7 @@ import argparse
 import math
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from cogs import area_of_interest, block_bytes, write_cog  # noqa: E402  # the tests' COGs
 from httpserver import RangeServer  # noqa: E402
 
+import geo_p2p.raster  # noqa: E402
 import geo_p2p.render.stream  # noqa: E402
 from geo_p2p import Translator  # noqa: E402
 from geo_p2p.nets import UNetGenerator, set_inference_stats  # noqa: E402
@@ -90,6 +94,31 @@ def main() -> None:
                         f"{requests} |"
                     )
         geo_p2p.render.stream.read_ahead = read_ahead
+        coarser(Path(folder), models["bundled, 256 px"], size)
+
+
+def coarser(folder: Path, translator: Translator, size: int) -> None:
+    """The whole COG at the model's resolution, from its overview and from its full resolution."""
+    overviews = geo_p2p.raster._overviews
+    print("\n| render at the model's 0.9 m | read from | fetched MB | of the file | requests | s |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for use in (True, False):
+        geo_p2p.raster._overviews = overviews if use else (lambda src, bands: ())
+        with RangeServer(folder) as server:
+            tick = time.perf_counter()
+            plan = translator.plan(server.url("scene.tif"))
+            summary = translator.render(server.url("scene.tif"), folder / "out.tif", overwrite=True)
+            seconds = time.perf_counter() - tick
+            sent, requests = server.body_bytes(), len(server.requests())
+        assert summary.fetched is not None
+        rows.append(sent)
+        print(
+            f"| whole | {plan.warp} | {sent / 1e6:.2f} | {sent / size:.0%} | {requests} | "
+            f"{seconds:.1f} |"
+        )
+    geo_p2p.raster._overviews = overviews
+    print(f"\nfull resolution / overview, bytes: {rows[1] / rows[0]:.1f}x")
 
 
 if __name__ == "__main__":

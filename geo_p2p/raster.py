@@ -70,11 +70,24 @@ class Source:
     """Rows in one block of the input's internal tiling (or strips)."""
     input_pixel_bytes: int
     """Bytes per pixel of the input, all bands (GDAL caches whole interleaved blocks)."""
+    overviews: tuple[int, ...] = ()
+    """Decimation factors of the input's overviews that may be read instead of its full
+    resolution (none for an input warped through GCPs, RPCs or a rotated geotransform)."""
 
     def ground_resolution(self) -> float:
         """Metres on the ground per pixel of the output grid at its centre (mean of x and y)."""
         assert self.crs is not None and self.transform is not None
         return ground_resolution(self.crs, self.transform, self.width, self.height)
+
+    def overview(self) -> tuple[int, int] | None:
+        """(GDAL's 0-based overview level, its decimation factor) of the coarsest overview still
+        at least as fine as the output grid, read instead of the full resolution when the input
+        is resampled coarser (as gdalwarp does by default); None: the full resolution."""
+        if self.resampling is None or not self.overviews or self.input_gsd is None:
+            return None
+        ratio = self.ground_resolution() / self.input_gsd
+        usable = [(level, f) for level, f in enumerate(self.overviews) if f <= ratio * (1 + 1e-6)]
+        return max(usable, key=lambda u: u[1]) if usable else None
 
 
 def inspect_source(
@@ -111,6 +124,7 @@ def inspect_source(
             "input_shape": (src.height, src.width),
             "input_block_rows": src.block_shapes[0][0],
             "input_pixel_bytes": sum(np.dtype(d).itemsize for d in src.dtypes),
+            "overviews": _overviews(src, chosen) if grid is not None and not grid.warp else (),
         }
         if grid is None:
             if resolution not in ("auto", "native"):
@@ -123,6 +137,12 @@ def inspect_source(
             log.info("the model's ground resolution is unknown: rendering on the input's grid")
         fields = output_grid(grid, target, categorical=palette is not None)
         return Source(str(path), chosen, value_scale, palette, **fields, **layout)
+
+
+def _overviews(src: rasterio.DatasetReader, bands: tuple[int, ...]) -> tuple[int, ...]:
+    """The overview decimation factors that all of ``bands`` share (none if they differ)."""
+    factors = {tuple(src.overviews(b)) for b in bands}
+    return factors.pop() if len(factors) == 1 else ()
 
 
 def open_quietly(path: str | Path, mode: str = "r", **profile: object) -> rasterio.DatasetBase:

@@ -1,5 +1,6 @@
 """Reading windows of a :class:`~geo_p2p.raster.Source`'s output grid as uint8 RGB and a validity
-mask: through a ``WarpedVRT`` when the grid is resampled or warped (no temporary copy), with the
+mask: through a ``WarpedVRT`` when the grid is resampled or warped (no temporary copy), from the
+input's overview that suits the grid (see :meth:`~geo_p2p.raster.Source.overview`), with the
 source's bands, value scaling and colour table applied."""
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ class RasterReader:
     def _dataset(self) -> rasterio.DatasetReader | WarpedVRT:
         """Open the input and the warps that bring it onto the source's grid."""
         source = self.source
-        ds = self._open.enter_context(open_quietly(source.path))
+        overview = source.overview()
+        level = {} if overview is None else {"OVERVIEW_LEVEL": overview[0]}
+        ds = self._open.enter_context(open_quietly(source.path, **level))
         if source.warp is not None:
             categorical = warp_resampling(source.palette is not None)
             ds = self._open.enter_context(warp_north_up(ds, source.crs, categorical))

@@ -185,3 +185,30 @@ def test_inspected_sources_know_their_input_layout() -> None:
             assert source.input_block_rows == src.block_shapes[0][0]
         no_input = dataclasses.replace(source, input_shape=(0, 0), input_block_rows=0)
         assert gdal_cache_bytes(source, 256, 4096) > gdal_cache_bytes(no_input, 256, 4096)
+
+
+def test_a_finer_input_is_read_from_the_coarsest_overview_still_finer_than_the_grid(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fine.tif"
+    with rasterio.open(CHARLOTTE) as src:  # a real aerial, upsampled to 1/8 of its pixel size
+        data = src.read([1, 2, 3], out_shape=(3, src.height * 4, src.width * 4))
+        transform = src.transform @ Affine.scale(0.25)
+        write_raster(
+            path, data, str(src.crs), transform, tiled=True, blockxsize=256, blockysize=256
+        )
+    with rasterio.open(path, "r+") as ds:
+        ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
+    native = inspect_source(path, resolution="native")
+    assert native.overviews == (2, 4, 8) and native.overview() is None  # not resampled
+    gsd = native.input_gsd
+    assert gsd is not None
+    for ratio, chosen in [(1.5, None), (2.0, (0, 2)), (6.0, (1, 4)), (20.0, (2, 8))]:
+        assert inspect_source(path, resolution=gsd * ratio).overview() == chosen, ratio
+    coarse = inspect_source(path, resolution=gsd * 6)
+    full = dataclasses.replace(coarse, overviews=())
+    with RasterReader(coarse) as a, RasterReader(full) as b:
+        (x, valid_x), (y, valid_y) = (r.read(0, 0, coarse.height, coarse.width) for r in (a, b))
+    # The same grid and footprint, the same picture within rounding of the two averages.
+    assert np.array_equal(valid_x, valid_y) and valid_x.all()
+    assert np.abs(x.astype(int) - y.astype(int)).mean() < 1.0

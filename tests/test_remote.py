@@ -512,3 +512,18 @@ def test_pairs_from_urls_equal_pairs_from_files(
         "aerial": f"/vsicurl/{server.url('area.tif')}",
         "map": f"/vsicurl/{server.url('scene.tif')}",
     }
+
+
+def test_a_finer_input_is_fetched_from_its_overview(
+    translator: Translator, server: RangeServer, served: Path, tmp_path: Path
+) -> None:
+    scene = served / "scene.tif"  # 2048 px at 0.21 m, overviews of 1024, 512 and 256 px
+    plan = translator.plan(server.url("scene.tif"), resolution=0.9)
+    assert plan.warp is not None and plan.warp.startswith("resampled (average) from its 0.85")
+    server.reset()
+    summary = translator.render(server.url("scene.tif"), tmp_path / "coarse.tif", resolution=0.9)
+    size = scene.stat().st_size
+    # The 512 px overview is a sixteenth of the full resolution: the header and it, no more.
+    assert summary.fetched == server.body_bytes() < 0.15 * size, (server.body_bytes(), size)
+    translator.render(scene, tmp_path / "local.tif", resolution=0.9)
+    same_file(tmp_path / "local.tif", tmp_path / "coarse.tif")

@@ -171,6 +171,9 @@ def plan_job(
     if estimate is None:
         estimate = tiles > SMALL_JOB_TILES
     resampled = source.resampling and f"resampled ({source.resampling.name})"
+    overview = source.overview()
+    if resampled and overview is not None and source.input_gsd is not None:
+        resampled += f" from its {_gsd(source.input_gsd * overview[1])} overview"
     plan = RenderPlan(
         input=redact(str(src)),
         input_size=source.input_shape[::-1],
