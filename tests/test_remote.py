@@ -527,3 +527,24 @@ def test_a_finer_input_is_fetched_from_its_overview(
     assert summary.fetched == server.body_bytes() < 0.15 * size, (server.body_bytes(), size)
     translator.render(scene, tmp_path / "local.tif", resolution=0.9)
     same_file(tmp_path / "local.tif", tmp_path / "coarse.tif")
+
+
+def test_a_stac_item_on_s3_renders_its_asset_there(
+    model_dir: Path, s3_server: str, served: Path, tmp_path: Path
+) -> None:
+    import boto3
+
+    relative = pystac.Asset("../scenes/area.tif", media_type=COG, roles=["visual"])
+    item = write_item(tmp_path / "item.json", {"visual": relative})
+    endpoint = f"http://{os.environ['AWS_S3_ENDPOINT']}"
+    boto3.client("s3", endpoint_url=endpoint).upload_file(str(item), "imagery", "items/area.json")
+    options = ["--model", model_dir, "--resolution", "native"]
+    assert cli_render(served / "area.tif", "-o", tmp_path / "local.tif", *options).exit_code == 0
+    result = cli_render("s3://imagery/items/area.json", "-o", tmp_path / "stac.tif", *options)
+    assert result.exit_code == 0, result.output
+    same_file(tmp_path / "local.tif", tmp_path / "stac.tif")
+    missing = cli_render("s3://imagery/items/gone.json", "-o", tmp_path / "gone.tif", *options)
+    assert missing.exit_code == 2
+    (line,) = missing.output.strip().splitlines()
+    assert "cannot read the STAC item s3://imagery/items/gone.json (" in line
+    assert s3_server not in missing.output and not (tmp_path / "gone.tif").exists()

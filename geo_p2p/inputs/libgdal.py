@@ -4,8 +4,9 @@ that rasterio is linked to (the one bundled in its wheel, or the system's).
 Path-specific configuration (``VSISetPathSpecificOption``, GDAL >= 3.6), the HTTP headers of
 a remote file (``VSIGetFileMetadata`` with the ``HEADERS`` domain, GDAL >= 3.1), the network
 statistics (``VSINetworkStatsGetAsSerializedJSON``, GDAL >= 3.2) and the clearing of the
-cache of ``/vsicurl/`` and its kind. Each function returns None (or does nothing) where the
-library or the function cannot be found, so callers degrade instead of failing.
+cache of ``/vsicurl/`` and its kind: each returns None (or does nothing) where the library or
+the function cannot be found, so callers degrade instead of failing. And reading a small file
+whole (``VSIIngestFile``), which raises OSError instead.
 """
 
 from __future__ import annotations
@@ -123,3 +124,45 @@ def clear_cache(prefix: str) -> None:
     clear = _function("VSICurlPartialClearCache", [ctypes.c_char_p], None)
     if clear is not None:
         clear(prefix.encode())
+
+
+def read_file(path: str, limit: int) -> bytes:
+    """The bytes of the file at GDAL path ``path`` (``/vsis3/...``: with GDAL's credentials and
+    settings), at most ``limit``; OSError with GDAL's reason if it cannot be read."""
+    ingest = _function(
+        "VSIIngestFile",
+        [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.POINTER(ctypes.c_uint64),
+            ctypes.c_int64,
+        ],
+        ctypes.c_int,
+    )
+    free = _function("VSIFree", [ctypes.c_void_p], None)
+    message = _function("CPLGetLastErrorMsg", [], ctypes.c_char_p)
+    reset = _function("CPLErrorReset", [], None)
+    if ingest is None or free is None:
+        raise OSError("GDAL's C library is not reachable to read it")
+    push = _function("CPLPushErrorHandler", [ctypes.c_void_p], None)
+    pop = _function("CPLPopErrorHandler", [], None)
+    quiet = getattr(_library(), "CPLQuietErrorHandler", None)
+    if reset is not None:
+        reset()
+    data, size = ctypes.c_void_p(), ctypes.c_uint64()
+    silenced = push is not None and pop is not None and quiet is not None
+    if silenced:  # the reason goes into the caller's error, not onto stderr
+        push(ctypes.cast(quiet, ctypes.c_void_p))
+    try:
+        read = ingest(None, path.encode(), ctypes.byref(data), ctypes.byref(size), limit)
+    finally:
+        if silenced:
+            pop()
+    if not read:
+        reason = message().decode(errors="replace") if message is not None else ""
+        raise OSError(reason or "GDAL could not read it")
+    try:
+        return ctypes.string_at(data, size.value) if data else b""
+    finally:
+        free(data)

@@ -1,6 +1,7 @@
 """STAC Items as input: the asset to render, read with pystac (the ``stac`` extra).
 
-An Item (a local JSON file or an http(s) URL) names its files as assets. Without ``--asset``
+An Item (a local JSON file, an http(s) URL, or an ``s3://``, ``gs://`` or ``az://`` URL read
+through GDAL with its credentials) names its files as assets. Without ``--asset``
 the one rendered is the visual RGB asset: named or with the role ``visual``, else a GeoTIFF
 whose bands are red, green and blue (``eo:bands``, or STAC 1.1 ``bands``, common names).
 """
@@ -15,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RenderError
-from .network import NETWORK_DEFAULTS
-from .paths import redact
+from . import libgdal
+from .network import NETWORK_DEFAULTS, prepare_remote
+from .paths import SCHEMES, gdal_path, redact
 
 RGB = {"red", "green", "blue"}
 FETCH_TIMEOUT = float(NETWORK_DEFAULTS["GDAL_HTTP_TIMEOUT"])
 FETCH_ATTEMPTS = 1 + int(NETWORK_DEFAULTS["GDAL_HTTP_MAX_RETRY"])
+MAX_ITEM_BYTES = 16 * 2**20
+"""The largest STAC Item read from object storage (a few kB is usual)."""
 
 
 class StacError(RenderError):
@@ -68,24 +72,39 @@ def asset_href(text: str, asset: str | None = None) -> str:
 
 
 def _read_json(text: str) -> Any:
-    """The JSON at a local path or an http(s) URL (retrying 5xx answers and failed
-    connections as GDAL does for rasters)."""
-    if "://" not in text:
+    """The JSON at a local path, an http(s) URL (retrying 5xx answers and failed connections
+    as GDAL does for rasters), or an object storage URL (through GDAL, with its retries)."""
+    scheme = text.partition("://")[0].lower() if "://" in text else None
+    if scheme is None:
         path = Path(text)
         if not path.is_file():
             raise StacError(f"{text} does not exist")
         raw = path.read_bytes()
-    elif text.lower().startswith(("http://", "https://")):
+    elif scheme in ("http", "https"):
         raw = _fetch(text)
+    elif scheme in SCHEMES:
+        raw = _read_through_gdal(text)
     else:
         raise StacError(
-            f"{redact(text)}: STAC items are read from files and http(s) URLs; "
-            "give the item's https:// URL"
+            f"{redact(text)}: STAC items are read from files and http(s), "
+            f"{', '.join(s + '://' for s in SCHEMES if not s.startswith('http'))} URLs"
         )
     try:
         return json.loads(raw)
     except ValueError as e:
         raise StacError(f"{redact(text)} is not valid JSON ({e})") from e
+
+
+def _read_through_gdal(url: str) -> bytes:
+    path = gdal_path(url)
+    prepare_remote(path, fresh=True)
+    try:
+        return libgdal.read_file(path, MAX_ITEM_BYTES)
+    except OSError as e:
+        raise StacError(
+            f"cannot read the STAC item {redact(url)} ({redact(str(e))}): check the URL and "
+            "the credentials (GDAL's AWS_*, GOOGLE_* or AZURE_* settings)"
+        ) from e
 
 
 def _fetch(url: str) -> bytes:
