@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 
 import click
 
+from geo_p2p.mapclasses.crisp import DEFAULT_SPECKLE_M
+from geo_p2p.render.options import STYLES
+
 F = TypeVar("F", bound=Callable[..., Any])
 Decorator = Callable[[F], F]
 
@@ -236,7 +239,7 @@ style = click.option(
     "--style",
     default="painted",
     show_default=True,
-    type=click.Choice(["painted", "crisp"]),
+    type=click.Choice(STYLES),
     help="painted: the generator's colours. crisp: every pixel in its map class's colour (the "
     "model card's classes), speckle removed by a majority filter.",
 )
@@ -244,8 +247,8 @@ speckle = click.option(
     "--speckle",
     type=click.FloatRange(0),
     metavar="M",
-    help="With --style crisp: the majority filter's window, ground metres [6.3, measured on "
-    "held-out pairs; 0: none].",
+    help="With --style crisp: the majority filter's window, ground metres "
+    f"[{DEFAULT_SPECKLE_M:g}, measured on held-out pairs; 0: none].",
 )
 classes = click.option(
     "--classes",

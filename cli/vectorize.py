@@ -6,6 +6,13 @@ from pathlib import Path
 
 import click
 
+from geo_p2p.mapclasses.vectorize import (
+    DEFAULT_BLOCK,
+    ROAD_CLASSES,
+    VectorOptions,
+)
+from geo_p2p.mapclasses.vectorize import vectorize as run_vectorize
+
 from . import options as o
 
 
@@ -16,27 +23,27 @@ from . import options as o
 @click.option(
     "--simplify",
     type=click.FloatRange(0),
-    default=1.0,
+    default=VectorOptions.simplify,
     show_default=True,
     help="Simplification tolerance, ground metres (0: keep the pixel staircase).",
 )
 @click.option(
     "--min-area",
     type=click.FloatRange(0),
-    default=4.0,
+    default=VectorOptions.min_area,
     show_default=True,
     help="Drop polygons, and fill holes, smaller than this many square ground metres.",
 )
 @click.option(
     "--lines",
-    default="road,highway",
+    default=",".join(ROAD_CLASSES),
     show_default=True,
     help="Classes thinned to centrelines, comma-separated ('' for no line layer).",
 )
 @click.option(
     "--block",
     type=click.IntRange(128),
-    default=1024,
+    default=DEFAULT_BLOCK,
     show_default=True,
     help="Block side in pixels (memory follows it and the raster's width).",
 )
@@ -60,11 +67,8 @@ def vectorize(
     road_centrelines (length_m) of the road classes' skeleton, lines meeting at junctions; in
     the raster's CRS. Works in blocks, in bounded memory. Needs the vectors extra.
     """
-    from geo_p2p.mapclasses.vectorize import VectorOptions
-    from geo_p2p.mapclasses.vectorize import vectorize as run
-
     o.quiet_libraries()
     names = tuple(n.strip() for n in lines.split(",") if n.strip())
     options = VectorOptions(simplify=simplify, min_area=min_area, lines=names, block=block)
-    summary = run(classes, output, options, overwrite=overwrite)
+    summary = run_vectorize(classes, output, options, overwrite=overwrite)
     click.echo(str(summary))

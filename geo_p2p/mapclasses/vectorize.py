@@ -42,6 +42,7 @@ from .vector_layers import Grid, Layers
 
 __all__ = [
     "CENTRELINES",
+    "DEFAULT_BLOCK",
     "ROAD_CLASSES",
     "VectorOptions",
     "VectorSummary",

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ..errors import RenderError
 from ..raster import Resolution
@@ -17,8 +17,8 @@ from .tiling import OUTPUT_BLOCK, REGION_SIZE
 MAX_UPSAMPLING = 4.0
 """``--resolution auto`` refuses outputs with more than this many times the input's pixels per
 axis (unless forced)."""
-STYLES = ("painted", "crisp")
 Style = Literal["painted", "crisp"]
+STYLES: tuple[Style, ...] = get_args(Style)
 DEFAULT_MAX_TILES = 1_000_000
 """Default limit on the model tiles of one render: about 4 hours for the bundled model on a
 2-core CPU (70 tiles/s), minutes on a GPU. ``--max-tiles`` raises it."""
