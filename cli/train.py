@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from geo_p2p.nets import ARCHITECTURES
+
 from . import options as o
 
 
@@ -46,7 +48,16 @@ def parse_load_size(
     "are native, and the schedule is 5 + 5 epochs at --lr 5e-5.",
 )
 @o.direction("AtoB")
-@click.option("--ngf", type=click.IntRange(1), help="Generator width [default: 64, the paper's].")
+@click.option(
+    "--architecture",
+    type=click.Choice(ARCHITECTURES),
+    help="Generator: 'unet', the paper's U-Net; 'unet-lite0', a U-Net on an EfficientNet-Lite0 "
+    "encoder that starts from ImageNet weights (needs the 'pretrained' extra) [default: unet; "
+    "with --init, the initial model's].",
+)
+@click.option(
+    "--ngf", type=click.IntRange(1), help="U-Net generator width [default: 64, the paper's]."
+)
 @click.option(
     "--ndf", type=click.IntRange(1), help="Discriminator width [default: 64, the paper's]."
 )

@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save
+from torch import nn
 
 from .files import atomic_write_bytes
-from .nets import InferenceStats, UNetGenerator, levels_for_tile, set_inference_stats
+from .nets import InferenceStats, build_generator, set_inference_stats
 
 WEIGHTS_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
@@ -51,10 +52,8 @@ class ModelCard:
             raise ValueError(f"unknown model card fields: {', '.join(sorted(unknown))}")
         return cls(**data)
 
-    def build_generator(self) -> UNetGenerator:
-        if self.architecture != "unet":
-            raise ValueError(f"unsupported architecture {self.architecture!r}")
-        return UNetGenerator(ngf=self.ngf, levels=levels_for_tile(self.tile))
+    def build_generator(self) -> nn.Module:
+        return build_generator(self.architecture, self.ngf, self.tile)
 
 
 def save_model(
@@ -103,7 +102,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
 
 
-def load_model(directory: str | Path | None = None) -> tuple[UNetGenerator, ModelCard]:
+def load_model(directory: str | Path | None = None) -> tuple[nn.Module, ModelCard]:
     """Load a model directory (None: the bundled default model) as an eval-mode fp32 generator."""
     directory = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
     card = load_card(directory)

@@ -30,6 +30,7 @@ from .card import DEFAULT_MODEL_DIR, ModelCard, load_model
 from .errors import RenderError
 from .files import atomic_write_bytes, check_output
 from .fusion import fuse_batchnorm
+from .nets import describe
 from .render.tiling import default_overlap
 
 OPSET = 17
@@ -127,7 +128,7 @@ def export_model(
     model = onnx.load_from_string(graph)
     model.producer_name, model.producer_version = "geo-p2p", __version__
     model.doc_string = (
-        f"pix2pix U-Net generator (ngf {card.ngf}, {card.direction}): {card.tile} px RGB tiles "
+        f"{describe(card.architecture, card.ngf)}, {card.direction}: {card.tile} px RGB tiles "
         f"in [-1, 1] to {gives}"
     )
     for key, value in model_metadata(card, target).items():

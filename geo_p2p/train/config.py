@@ -25,6 +25,8 @@ class TrainConfig:
     data: str
     out: str = "runs/geo-p2p"
     direction: str = "AtoB"
+    architecture: str = "unet"
+    """Generator architecture (:data:`geo_p2p.nets.ARCHITECTURES`)."""
     ngf: int = 64
     ndf: int = 64
     tile: int = 256

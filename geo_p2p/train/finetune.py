@@ -60,6 +60,7 @@ class Parent:
     def defaults(self) -> dict[str, Any]:
         """Training options that follow from this parent when the user leaves them unset."""
         inherited = {
+            "architecture": self.card.architecture,
             "ngf": self.card.ngf,
             "tile": self.card.tile,
             "inference_stats": self.card.inference_stats,
@@ -71,11 +72,13 @@ class Parent:
             inherited["ndf"] = self.ndf
         return inherited
 
-    def check(self, ngf: int, ndf: int, tile: int) -> None:
+    def check(self, architecture: str, ngf: int, ndf: int, tile: int) -> None:
         """Raise ValueError (one line) when the run's networks cannot take these weights."""
         where = "the bundled model" if self.spec == "default" else str(self.directory)
+        theirs = self.card.architecture
         mismatches = [
-            ("--ngf", ngf, self.card.ngf, ngf != self.card.ngf),
+            ("--architecture", architecture, theirs, architecture != theirs),
+            ("--ngf", ngf, self.card.ngf, architecture == "unet" and ngf != self.card.ngf),
             (
                 "--tile",
                 tile,

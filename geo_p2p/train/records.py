@@ -151,6 +151,7 @@ class TrainerRecords:
         if gsd is not None and cfg.load_size is not None:
             gsd = gsd * (self.half_size / cfg.load_size)
         return ModelCard(
+            architecture=cfg.architecture,
             ngf=cfg.ngf,
             tile=cfg.tile,
             direction=cfg.direction,

@@ -32,7 +32,7 @@ from ..device import cuda_autocast_dtype, resolve_device
 from ..errors import DataError
 from ..mapclasses.palette import Palette, learn_palette, pair_targets
 from ..metrics import CLASS_NAMES, classify
-from ..nets import PatchDiscriminator, UNetGenerator, init_weights, levels_for_tile
+from ..nets import PatchDiscriminator, build_generator, init_weights, start_from_pretrained
 from ..render.mosaic import signed_to_u8
 from .config import CHECKPOINT, TrainConfig, lr_factor, parse_map_classes
 from .data import (
@@ -116,7 +116,7 @@ class Trainer(TrainerRecords):
         if config.l1_class_weight is not None:
             self.l1_class = parse_class_factor(config.l1_class_weight, L1_CLASS_WEIGHT)
         if self.parent is not None:
-            self.parent.check(config.ngf, config.ndf, config.tile)
+            self.parent.check(config.architecture, config.ngf, config.ndf, config.tile)
             warn_if_mismatched(self.parent, config.direction, config.gsd)
         self._set_up_records()
         self.dataset = PairDataset(
@@ -164,13 +164,14 @@ class Trainer(TrainerRecords):
         """G and D initialised as in the paper (from the parent model when fine-tuning)."""
         config = self.cfg
         torch.manual_seed(config.seed)
-        levels = levels_for_tile(config.tile)
-        self.G = UNetGenerator(config.ngf, levels).to(self.device)
+        self.G = build_generator(config.architecture, config.ngf, config.tile).to(self.device)
         self.D = PatchDiscriminator(config.ndf).to(self.device)
         init_weights(self.G)
         init_weights(self.D)
         if self.parent is not None:
             self.parent.load_into(self.G, self.D)
+        elif start_from_pretrained(self.G):
+            log.info("the %s encoder starts from its ImageNet weights", config.architecture)
         if self.use_cuda:
             torch.backends.cudnn.benchmark = True  # fixed tile size: pick the fastest kernels
         self.memory_format = (
