@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 from .aoi import AreaOfInterest
 from .errors import RenderError
+from .inputs import network_bytes
 from .raster import Source
 from .regions import ModelSpec
 from .render.planner import Job
@@ -135,6 +136,16 @@ class DaskRegions(RegionExecutor):
 
     def __init__(self, client: Client, model: ModelSpec) -> None:
         self.client, self.model = client, model
+        self.fetched: int | None = None
+
+    def fetched_elsewhere(self) -> int | None:
+        return self.fetched
+
+    def _worker_bytes(self) -> dict[str, int]:
+        """What GDAL has fetched in each worker process (one count a process, whatever its
+        threads), by worker address; workers that do not count are left out."""
+        counts = self.client.run(network_bytes, on_error="return")
+        return {w: n for w, n in counts.items() if isinstance(n, int)}
 
     def regions(self, job: Job, parts: list[Strip]) -> Iterator[RegionResult]:
         client = self.client
@@ -147,6 +158,7 @@ class DaskRegions(RegionExecutor):
             ) from e
         plugin = TranslatorPlugin(self.model)
         client.register_plugin(plugin)
+        before, self.fetched = self._worker_bytes(), None
         threads = sum(client.nthreads().values())
         window = max(2, REGIONS_PER_THREAD * threads)
         resources = {"GPU": 1} if self.model.device.startswith("cuda") else None
@@ -181,5 +193,8 @@ class DaskRegions(RegionExecutor):
                     written += 1
         finally:
             client.cancel([future for _, future in pending.values()])
+            with contextlib.suppress(Exception):  # the workers may be gone already
+                after = self._worker_bytes()
+                self.fetched = sum(max(0, n - before.get(w, 0)) for w, n in after.items())
             with contextlib.suppress(Exception):  # the workers may be gone already
                 client.unregister_worker_plugin(plugin.name)

@@ -76,7 +76,7 @@ def render_regions(
     # The grid needs the model's tile and ground resolution only: loaded on the CPU here when
     # the regions are rendered elsewhere.
     local = compute is None
-    counted = network_bytes() if local else None  # workers elsewhere fetch uncounted
+    counted = network_bytes()  # here the plan's reads; a cluster's workers count their own
     translator = model.load() if local else model.load(device="cpu", precision="fp32")
     executor = LocalRegions(translator.engine) if compute is None else compute
     # The rate here says nothing of a cluster's.

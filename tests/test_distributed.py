@@ -1,5 +1,6 @@
 """Rendering on a Dask cluster of two worker processes on 127.0.0.1: the same output as the
-single-process render, also when a task raises and when a worker process dies mid-region."""
+single-process render, also when a task raises and when a worker process dies mid-region; the
+bytes a remote input's workers fetched are counted."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cogs import write_cog
+from httpserver import RangeServer
 from test_regions import assert_same_output, mosaic_raster
 
 from geo_p2p import Translator
@@ -84,6 +87,28 @@ def test_cluster_render_equals_the_plain_render(
         spec, src, on_cluster, compute=compute, region_size=512, resolution="native", cog=True
     )
     assert_same_output(plain, on_cluster)
+
+
+def test_the_bytes_the_workers_fetch_are_counted(
+    client: distributed.Client, model_dir: Path, tmp_path: Path, one_thread: None
+) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    write_cog(mosaic_raster(tmp_path / "in.tif", 600, 1024), served / "in.tif")
+    spec = ModelSpec(str(model_dir), batch_size=5)
+    with RangeServer(served) as server:
+        summary = render_regions(
+            spec,
+            server.url("in.tif"),
+            tmp_path / "out.tif",
+            compute=dask_compute(client, spec),
+            region_size=512,
+            resolution="native",
+        )
+        # The header read here for the plan, and every block read by the two workers: what
+        # GDAL counted in the three processes is what the server sent.
+        assert summary.fetched == server.body_bytes() > 0
+    assert "fetched" in str(summary)
 
 
 def test_failed_task_and_dead_worker_do_not_change_the_output(

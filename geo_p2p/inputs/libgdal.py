@@ -61,6 +61,17 @@ def set_path_option(prefix: str, key: str, value: str) -> bool:
     return True
 
 
+def set_config_option(key: str, value: str) -> bool:
+    """Set GDAL configuration option ``key`` for the whole process, whatever rasterio
+    environment is active (rasterio's setter keeps it in that environment, which forgets it on
+    exit); False where GDAL is not reachable."""
+    setter = _function("CPLSetConfigOption", [ctypes.c_char_p] * 2, None)
+    if setter is None:
+        return False
+    setter(key.encode(), value.encode())
+    return True
+
+
 def clear_path_options(prefix: str) -> None:
     """Forget the options :func:`set_path_option` set for ``prefix``."""
     clear = _function("VSIClearPathSpecificOptions", [ctypes.c_char_p], None)

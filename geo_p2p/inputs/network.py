@@ -96,10 +96,13 @@ def read_with_retries(path: str, read: Callable[[], T], reopen: Callable[[], Non
 
 
 def _count_bytes() -> None:
-    """Turn on GDAL's network statistics unless the user set CPL_VSIL_NETWORK_STATS_ENABLED
-    (GDAL reads it on its first request, and again after a reset only)."""
+    """Turn on GDAL's network statistics, for the process, unless the user set
+    CPL_VSIL_NETWORK_STATS_ENABLED (GDAL reads it on its first request, and again after a
+    reset only). Set once: a reset inside a rasterio environment that forgot the option would
+    lose the count so far (as in a Dask worker, which reads each region in one)."""
     if get_gdal_config(STATS_OPTION) is None:
-        set_gdal_config(STATS_OPTION, "YES")
+        if not libgdal.set_config_option(STATS_OPTION, "YES"):
+            set_gdal_config(STATS_OPTION, "YES")
         libgdal.reset_network_stats()
 
 

@@ -49,9 +49,9 @@ def execute(
 ) -> RenderSummary:
     """Render ``job`` with ``executor`` into ``writer`` (the parts it has not done already, when
     resuming) and finish the output; logs and returns the summary. ``progress``: a bar (None:
-    when stderr is a terminal, else log lines). ``counted``: the bytes GDAL had fetched before
-    the job was planned (:func:`~geo_p2p.inputs.network_bytes`; None: not counted, as on a
-    cluster, whose workers fetch), for the summary."""
+    when stderr is a terminal, else log lines). ``counted``: the bytes GDAL had fetched in this
+    process before the job was planned (:func:`~geo_p2p.inputs.network_bytes`; None: not
+    counted), for the summary, with what the executor's workers fetched."""
     start = time.perf_counter()
     with rasterio.Env(**GDAL_OPTIONS, **executor.gdal_settings(job)), writer:
         parts = job.parts
@@ -65,6 +65,8 @@ def execute(
             translated, total = executor.run(job, todo, writer, bar)
         writer.finish()
     seconds, fetched = time.perf_counter() - start, fetched_since(counted, job.source.path)
+    elsewhere = executor.fetched_elsewhere()
+    fetched = None if fetched is None or elsewhere is None else fetched + elsewhere
     summary = RenderSummary(translated, total - translated, seconds, writer.dst, fetched)
     log.info("%s", summary)
     return summary

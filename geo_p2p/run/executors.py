@@ -69,6 +69,10 @@ class Executor(Protocol):
         counting their tiles on ``bar`` (if any); returns the tiles translated and worked
         through."""
 
+    def fetched_elsewhere(self) -> int | None:
+        """Bytes that other processes (a cluster's workers) fetched for the last :meth:`run`;
+        0 where the parts are read in this process, None where they were not counted."""
+
 
 class StreamExecutor:
     """All parts through one tile stream of ``engine`` in this process, in strips of
@@ -76,6 +80,9 @@ class StreamExecutor:
 
     def __init__(self, engine: InferenceEngine, strip_width: int = STRIP_WIDTH) -> None:
         self.engine, self.strip_width = engine, strip_width
+
+    def fetched_elsewhere(self) -> int | None:
+        return 0
 
     def gdal_settings(self, job: Job) -> dict[str, object]:
         return {"GDAL_CACHEMAX": gdal_cache_bytes(job.source, job.grid.tile, self.strip_width)}
@@ -146,6 +153,9 @@ class RegionExecutor(ABC):
 
     def gdal_settings(self, job: Job) -> dict[str, object]:
         return {}  # each region sizes the block cache for itself
+
+    def fetched_elsewhere(self) -> int | None:
+        return 0
 
     @abstractmethod
     def regions(self, job: Job, parts: list[Strip]) -> Iterator[RegionResult]:
