@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from rasterio.env import get_gdal_config, set_gdal_config
+from rasterio.env import get_gdal_config
 from rasterio.errors import RasterioError
 
 from . import libgdal
@@ -99,10 +99,9 @@ def _count_bytes() -> None:
     """Turn on GDAL's network statistics, for the process, unless the user set
     CPL_VSIL_NETWORK_STATS_ENABLED (GDAL reads it on its first request, and again after a
     reset only). Set once: a reset inside a rasterio environment that forgot the option would
-    lose the count so far (as in a Dask worker, which reads each region in one)."""
-    if get_gdal_config(STATS_OPTION) is None:
-        if not libgdal.set_config_option(STATS_OPTION, "YES"):
-            set_gdal_config(STATS_OPTION, "YES")
+    lose the count so far (as in a Dask worker, which reads each region in one). Where GDAL's
+    C library is not reachable, nothing can be counted, nor read back."""
+    if get_gdal_config(STATS_OPTION) is None and libgdal.set_config_option(STATS_OPTION, "YES"):
         libgdal.reset_network_stats()
 
 

