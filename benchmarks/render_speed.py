@@ -10,13 +10,16 @@ with each inference option off (BatchNorm folding, channels-last), the cost of t
 the output difference between precisions. Like the command line, it keeps freed memory for reuse
 (``geo_p2p.allocator``) unless given ``--system-allocator``.
 
+``--vegetation`` also renders each time with ``render --vegetation`` (a model whose card names
+land and park classes, such as the bundled one) and gives its speed against the plain render's.
+
 ``--backend torch onnxruntime`` runs the generator alone and end to end with each backend (the
 onnxruntime one in fp32, uncompiled). Throughputs also come as achieved GFLOP/s of the
 generator's convolutions (which are nearly all of its arithmetic), against the fp32 peak of a
 large matrix product measured in the same run, beside the CPU's vector features.
 
     python benchmarks/render_speed.py [--model DIR | --ngf 64] [--size 3072] [--batch-size 8]
-        [--backend torch onnxruntime]
+        [--backend torch onnxruntime] [--vegetation]
 """
 
 from __future__ import annotations
@@ -130,6 +133,9 @@ def main() -> None:
         choices=["torch", "onnxruntime"],
         help="end to end with each (onnxruntime: fp32, uncompiled)",
     )
+    parser.add_argument(
+        "--vegetation", action="store_true", help="also end to end with render --vegetation"
+    )
     args = parser.parse_args()
     device = str(resolve_device(args.device))
     kept = not args.system_allocator and keep_freed_memory()
@@ -210,12 +216,16 @@ def main() -> None:
             t.prepare()  # compiles, as render does before it starts the clock
             if compiled:
                 print(f"  ({name}: compiled in {time.perf_counter() - start:.0f} s)")
-            single, stream, seconds = 0.0, 0.0, float("inf")
+            single, stream, seconds, green = 0.0, 0.0, float("inf"), float("inf")
             for _ in range(args.repeat):  # best of: other jobs on the machine only slow things
                 single = max(single, generator_alone(t, tiles, batches))
                 stream = max(stream, generator_alone(t, tiles, batches, stream=True))
                 dst = tmp / f"out_{precision}_{compiled}_{backend}.tif"
-                summary = t.render(src, dst, resolution="native", progress=False, overwrite=True)
+                render = {"resolution": "native", "progress": False, "overwrite": True}
+                if args.vegetation:
+                    painted = t.render(src, tmp / "green.tif", vegetation=True, **render)
+                    green = min(green, painted.seconds)
+                summary = t.render(src, dst, **render)
                 seconds = min(seconds, summary.seconds)
             rate = summary.tiles / seconds
             print(
@@ -227,6 +237,11 @@ def main() -> None:
                 f"    generator alone {efficiency(max(single, stream))}; "
                 f"end to end {efficiency(rate)}"
             )
+            if args.vegetation:
+                print(
+                    f"    with --vegetation: {summary.tiles / green:.2f} tiles/s, "
+                    f"{seconds / green:.2f}x the plain render's speed"
+                )
             with rasterio.open(dst) as ds:
                 outputs[name] = ds.read().astype(np.int16)
         here = summary.tiles * t.tile**2 / args.size**2

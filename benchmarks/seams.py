@@ -6,9 +6,11 @@ cropped to a whole number of tile strides, translated tile by tile with blending
 longer (the noise floor: the generator's transposed convolutions leave patterns of period 2, 4, 8
 and 16 px, which fold alike at both strides, so "seams" equal to "floor" means no visible grid).
 Without ``--model``, a randomly initialised ngf-16 U-Net with per-tile normalisation stands in for a
-trained generator (its per-tile statistics make tile borders plainly visible).
+trained generator (its per-tile statistics make tile borders plainly visible). ``--vegetation``
+translates as ``render --vegetation`` does (a model whose card names land and park classes).
 
     python benchmarks/seams.py [--model DIR] [--images 16] [--data ../shared/data] [--config 32,8]
+        [--vegetation]
 """
 
 from __future__ import annotations
@@ -47,28 +49,35 @@ def main() -> None:
     parser.add_argument(
         "--config", action="append", metavar="OVERLAP,MARGIN", help="only these (repeatable)"
     )
+    parser.add_argument("--vegetation", action="store_true", help="as render --vegetation")
     args = parser.parse_args()
     configs = [tuple(map(int, c.split(","))) for c in args.config] if args.config else CONFIGS
     torch.set_num_threads(2)
     files = sorted((args.data / "maps" / "val").glob("*.jpg"))[: args.images]
     aerials = [mirrored(np.asarray(Image.open(f).convert("RGB"))[:, :600]) for f in files]
+    palette = None
     if args.model:
-        module = Translator.load(args.model).module
-        what = args.model
+        loaded = Translator.load(args.model)
+        module, palette, what = loaded.module, loaded.palette, args.model
     else:
         torch.manual_seed(0)
         module = UNetGenerator(ngf=16, levels=8)
         init_weights(module)
         set_inference_stats(module, "tile")
         what = "random ngf-16 U-Net, per-tile statistics"
+    what += ", with --vegetation" if args.vegetation else ""
     print(f"model: {what}; {len(aerials)} maps/val aerial images, tile {TILE}")
     print("overlap margin  stride  tiles/out-tile  seams  floor  seconds")
     for overlap, margin in configs:
         stride = TILE - overlap
         size = TILE + stride * ((1200 - TILE) // stride)
-        translator = Translator(module, tile=TILE, overlap=overlap, margin=margin, device="cpu")
+        layout = {"tile": TILE, "overlap": overlap, "margin": margin}
+        translator = Translator(module, **layout, device="cpu", palette=palette)
         start = time.perf_counter()
-        outputs = [translator.translate(np.ascontiguousarray(a[:size, :size])) for a in aerials]
+        outputs = [
+            translator.translate(np.ascontiguousarray(a[:size, :size]), vegetation=args.vegetation)
+            for a in aerials
+        ]
         seconds = time.perf_counter() - start
         cost = (TILE / stride) ** 2
         print(

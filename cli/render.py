@@ -45,6 +45,7 @@ from . import options as o
 @o.quicklook
 @o.style
 @o.speckle
+@o.vegetation
 @o.classes
 @o.vectors
 @o.overwrite

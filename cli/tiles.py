@@ -62,6 +62,7 @@ def _zoom(ctx: click.Context, param: click.Parameter, value: str | None):
 @o.aoi
 @o.style
 @o.speckle
+@o.vegetation
 @o.batch_size()
 @o.device
 @o.precision

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from .aoi import AreaOfInterest
 from .errors import RenderError
 from .inputs import network_bytes
+from .mapclasses.palette import Palette
 from .raster import Source
 from .regions import ModelSpec
 from .render.planner import Job
@@ -81,11 +82,16 @@ class TranslatorPlugin(WorkerPlugin):
 
 
 def _render_task(
-    plugin: str, source: Source, area: AreaOfInterest | None, grid: TileGrid, region: Strip
+    plugin: str,
+    source: Source,
+    area: AreaOfInterest | None,
+    grid: TileGrid,
+    region: Strip,
+    vegetation: Palette | None,
 ) -> RegionResult:
     """A Dask task: render ``region`` with the translator of the worker's plugin ``plugin``."""
     translator = get_worker().plugins[plugin].translator  # type: ignore[attr-defined]
-    return render_region(translator.engine, source, area, grid, region)
+    return render_region(translator.engine, source, area, grid, region, vegetation)
 
 
 @contextlib.contextmanager
@@ -177,6 +183,7 @@ class DaskRegions(RegionExecutor):
                         job.area,
                         region_grid(job.grid, region),
                         region,
+                        job.vegetation,
                         key=f"{plugin.name}-region-{submitted}",
                         retries=RETRIES,
                         resources=resources,

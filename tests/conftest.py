@@ -14,7 +14,9 @@ import torch
 from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 
+from geo_p2p import Translator
 from geo_p2p.card import ModelCard, save_model
+from geo_p2p.mapclasses import learn_palette
 from geo_p2p.nets import UNetGenerator, init_weights, set_inference_stats
 
 DATA = Path(__file__).parent / "data"
@@ -73,6 +75,17 @@ def model_dir(tmp_path: Path) -> Path:
     """A saved tiny model directory (tile 32) whose card asks for 1 m/px."""
     card = ModelCard(ngf=4, tile=32, inference_stats="tile", gsd=1.0)
     return save_model(tmp_path / "model", tiny_unet(), card)
+
+
+@pytest.fixture
+def land_park_model(tmp_path: Path) -> Path:
+    """A tiny model whose card names land (its most common colour) and park classes."""
+    translator = Translator(tiny_unet(), tile=32, device="cpu")
+    with rasterio.open(CHARLOTTE) as src:
+        painted = translator.translate(src.read([1, 2, 3]).transpose(1, 2, 0))
+    palette = learn_palette([painted], names=["land", "park", "road"], seed=0)
+    card = ModelCard(ngf=4, tile=32, inference_stats="tile", gsd=1.0, classes=palette.as_card())
+    return save_model(tmp_path / "land_park", tiny_unet(), card)
 
 
 def default_sigint() -> None:

@@ -89,6 +89,19 @@ def test_cluster_render_equals_the_plain_render(
     assert_same_output(plain, on_cluster)
 
 
+def test_cluster_render_paints_vegetation_as_the_plain_render(
+    client: distributed.Client, land_park_model: Path, tmp_path: Path, one_thread: None
+) -> None:
+    src = mosaic_raster(tmp_path / "in.tif", 600, 1024)
+    plain, on_cluster = tmp_path / "plain.tif", tmp_path / "cluster.tif"
+    options = {"resolution": "native", "vegetation": True}
+    Translator.load(land_park_model, device="cpu").render(src, plain, **options)
+    spec = ModelSpec(str(land_park_model), batch_size=5)
+    compute = dask_compute(client, spec)
+    render_regions(spec, src, on_cluster, compute=compute, region_size=512, **options)
+    assert_same_output(plain, on_cluster)
+
+
 def test_the_bytes_the_workers_fetch_are_counted(
     client: distributed.Client, model_dir: Path, tmp_path: Path, one_thread: None
 ) -> None:

@@ -30,6 +30,7 @@ from ..grids import crs_name
 from ..inputs import redact
 from ..mapclasses.outputs import check_class_outputs
 from ..mapclasses.palette import Palette
+from ..mapclasses.vegetation import check_vegetation_palette
 from ..progress import duration
 from ..raster import Source, inspect_source
 from .adapt import raster_sample
@@ -124,6 +125,8 @@ class Job:
     grid: TileGrid
     parts: list[Strip]
     plan: RenderPlan | None = None
+    vegetation: Palette | None = None
+    """The palette whose park colour vegetation is painted in (``--vegetation``), or None."""
 
 
 def plan_job(
@@ -160,6 +163,11 @@ def plan_job(
         if options.quicklook is not None:
             check_output(options.quicklook, src, options.overwrite, "--quicklook")
         check_class_outputs(options, palette, src)
+    if options.vegetation:
+        try:
+            check_vegetation_palette(palette)
+        except ValueError as e:
+            raise RenderError(str(e), "--vegetation") from e
     o = options
     source = inspect_source(src, o.bands, o.scale, o.resolution, model_gsd, o.allow_ungeoreferenced)
     area = AreaOfInterest(o.aoi, source) if o.aoi else None
@@ -190,7 +198,7 @@ def plan_job(
         model=model,
         **domain_check(source, imagery, layout.tile),
     )
-    return Job(source, area, grid, parts, plan)
+    return Job(source, area, grid, parts, plan, palette if o.vegetation else None)
 
 
 def domain_check(

@@ -27,6 +27,7 @@ from ..errors import RenderError
 from ..fusion import fuse_batchnorm
 from ..inputs import network_bytes
 from ..mapclasses.palette import Palette
+from ..mapclasses.vegetation import check_vegetation_palette
 from ..nets import InferenceStats, set_inference_stats
 from ..run.driver import RenderSummary, execute
 from ..run.executors import StreamExecutor
@@ -180,13 +181,19 @@ class Translator:
         """The tile grid this translator lays over a ``height x width`` image."""
         return self.layout.grid(height, width)
 
-    def translate(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    def translate(
+        self, image: np.ndarray, valid: np.ndarray | None = None, vegetation: bool = False
+    ) -> np.ndarray:
         """Translate an in-memory (H, W, 3) uint8 image of any size; returns (H, W, 3) uint8.
 
         ``valid`` (H, W) bool marks the pixels to translate (default: all); others come out 0.
+        ``vegetation``: paint vegetation as ``render --vegetation`` does (ValueError without a
+        palette of land and park classes).
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
+        if vegetation:
+            check_vegetation_palette(self.palette)
         height, width = image.shape[:2]
         valid = np.ones((height, width), bool) if valid is None else np.asarray(valid, bool)
         grid = self.grid(height, width)
@@ -204,7 +211,9 @@ class Translator:
             _, h, w = block.rgb.shape
             out[block.row : block.row + h, block.col : block.col + w] = block.rgb.transpose(1, 2, 0)
 
-        translate_parts(self.engine, grid, strips(grid, self.strip_width), read_tiles, write)
+        parts = strips(grid, self.strip_width)
+        painted = self.palette if vegetation else None
+        translate_parts(self.engine, grid, parts, read_tiles, write, vegetation=painted)
         return out
 
     def render(

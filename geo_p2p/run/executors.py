@@ -27,6 +27,7 @@ import rasterio
 
 from ..aoi import AreaOfInterest
 from ..geotiff import gdal_cache_bytes
+from ..mapclasses.palette import Palette
 from ..progress import Progress
 from ..raster import Source
 from ..render.engine import InferenceEngine
@@ -92,7 +93,9 @@ class StreamExecutor:
     ) -> tuple[int, int]:
         parts = [job.parts[i] for i in todo]
         read = functools.partial(raster_tiles, job.source, job.grid, job.area)
-        counts = translate_parts(self.engine, job.grid, parts, read, sink.write, bar)
+        counts = translate_parts(
+            self.engine, job.grid, parts, read, sink.write, bar, vegetation=job.vegetation
+        )
         for index in todo:
             sink.part_done(index)
         return counts
@@ -127,9 +130,11 @@ def render_region(
     area: AreaOfInterest | None,
     grid: TileGrid,
     region: Strip,
+    vegetation: Palette | None = None,
 ) -> RegionResult:
     """Render one region of ``source`` (a :func:`~geo_p2p.render.tiling.regions` part of
-    ``grid``, which may hold the region's tiles only)."""
+    ``grid``, which may hold the region's tiles only), with ``vegetation`` painted as
+    :func:`~geo_p2p.render.stream.translate_parts` does."""
     bottom = source.height if region.bottom is None else region.bottom
     height, width = bottom - region.top, region.stop - region.start
     rgb = np.zeros((3, height, width), np.uint8)
@@ -144,7 +149,9 @@ def render_region(
 
     with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(source, grid.tile, width)):
         read = functools.partial(raster_tiles, source, grid, area)
-        translated, total = translate_parts(engine, grid, [region], read, write)
+        translated, total = translate_parts(
+            engine, grid, [region], read, write, vegetation=vegetation
+        )
     return RegionResult(region.top, region.start, rgb, mask, translated, total)
 
 
@@ -186,4 +193,4 @@ class LocalRegions(RegionExecutor):
     def regions(self, job: Job, parts: list[Strip]) -> Iterator[RegionResult]:
         for region in parts:
             grid = region_grid(job.grid, region)
-            yield render_region(self.engine, job.source, job.area, grid, region)
+            yield render_region(self.engine, job.source, job.area, grid, region, job.vegetation)

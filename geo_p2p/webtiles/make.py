@@ -161,8 +161,12 @@ def make_tiles(
             for pyramid, (_, layer_translator) in zip(pyramids, layers, strict=True):
                 with pyramid:
                     pyramid.start(bar)
-                    crisp = job.crisp if layer_translator is translator else None
-                    _max_zoom(pyramid, layer_translator, job.source, job.area, top, crisp)
+                    model = layer_translator is translator
+                    crisp = job.crisp if model else None
+                    vegetation = job.vegetation if model else None
+                    _max_zoom(
+                        pyramid, layer_translator, job.source, job.area, top, crisp, vegetation
+                    )
                     pyramid.finish()
         if not pyramids[0].written + pyramids[0].stored:
             raise RenderError(f"{src} has no valid pixels where the tiles are", "INPUT")
@@ -195,9 +199,11 @@ def _max_zoom(
     area: AreaOfInterest | None,
     tiles: TileRange,
     crisp: tuple[Palette, int] | None = None,
+    vegetation: Palette | None = None,
 ) -> None:
     """Translate the tiles of the highest zoom that are not settled into ``pyramid``; in the
-    crisp style with ``crisp`` (the palette and the majority window's radius)."""
+    crisp style with ``crisp`` (the palette and the majority window's radius), with
+    ``vegetation`` painted in its park colour."""
     region = None
     if pyramid.stored:  # a resume: only the model tiles under the tiles still to make
         region = _unsettled(pyramid, tiles)
@@ -211,7 +217,7 @@ def _max_zoom(
             grid = grid.select(region)
     except (RenderError, ValueError):  # no model tile meets them: nothing to translate
         return
-    job = Job(source, area, grid, strips(grid, translator.strip_width))
+    job = Job(source, area, grid, strips(grid, translator.strip_width), vegetation=vegetation)
     executor = StreamExecutor(translator.engine, translator.strip_width)
     skip = functools.partial(pyramid.settled, tiles.zoom)
     cutter = TileCutter(tiles.x0, tiles.y0, skip, functools.partial(pyramid.add, tiles.zoom))

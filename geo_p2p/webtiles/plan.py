@@ -14,6 +14,7 @@ from ..aoi import AreaOfInterest
 from ..errors import RenderError
 from ..mapclasses.crisp import speckle_radius
 from ..mapclasses.palette import Palette
+from ..mapclasses.vegetation import check_vegetation_palette
 from ..progress import duration
 from ..raster import Source, inspect_source, require_georeferencing
 from ..render.engine import SMALL_JOB_TILES
@@ -47,7 +48,7 @@ GEOREFERENCING_NEEDED = (
 class TilesOptions:
     """What ``geo-p2p tiles`` makes: ``zooms`` (min, max; default from the model's ground
     resolution, see :func:`plan_tiles`), ``fmt`` (png, webp or jpeg), ``bands``, ``scale`` and
-    ``aoi`` (as for a render), ``style`` and ``speckle`` (the map's classes, as for a render),
+    ``aoi`` (as for a render), ``style``, ``speckle`` and ``vegetation`` (as for a render),
     ``with_input`` (also tile the input under ``dst/input`` for the viewer's swipe; default: for
     a folder, when translating), ``attribution``, ``overwrite``, and the guards ``force`` and
     ``max_tiles``."""
@@ -59,6 +60,7 @@ class TilesOptions:
     aoi: str | None = None
     style: Style = "painted"
     speckle: float | None = None
+    vegetation: bool = False
     with_input: bool | None = None
     attribution: str = DEFAULT_ATTRIBUTION
     overwrite: bool = False
@@ -130,6 +132,8 @@ class TilesJob:
     plan: TilePlan
     crisp: tuple[Palette, int] | None
     """The map's palette and the majority window's radius, for the crisp style."""
+    vegetation: Palette | None
+    """The palette whose park colour vegetation is painted in (``--vegetation``), or None."""
 
 
 def identity_translator(batch_size: int = 8) -> Translator:
@@ -193,11 +197,26 @@ def plan_tiles(
     if o.style == "crisp":
         crisp = _crisp(translator, o, source.ground_resolution())
         settings.update(style=o.style, speckle=crisp[1], palette=crisp[0].as_card())
+    vegetation = _vegetation(translator) if o.vegetation else None
+    if vegetation is not None:
+        settings.update(vegetation=True, palette=vegetation.as_card())
     stamp = fingerprint(src, None if translator is None else translator.module, settings)
     plan = TilePlan(zooms, reason, counts, 2 if with_input else 1, 0, model_tiles, seconds)
     area = area_on(native_area, native, source) if native_area else None
     job = (str(src), dst, o, bounds, ranges, source, area, with_input, stamp, plan, crisp)
-    return TilesJob(*job)
+    return TilesJob(*job, vegetation)
+
+
+def _vegetation(translator: Translator | None) -> Palette:
+    """The palette to paint vegetation with; a RenderError without a model that has one."""
+    try:
+        if translator is None:
+            raise ValueError("--vegetation needs a model (not --map, which only tiles)")
+        check_vegetation_palette(translator.palette)
+    except ValueError as e:
+        raise RenderError(str(e), "--vegetation") from e
+    assert translator.palette is not None
+    return translator.palette
 
 
 def _crisp(translator: Translator | None, options: TilesOptions, gsd: float) -> tuple[Palette, int]:

@@ -1,0 +1,121 @@
+"""render --vegetation: trees and grass the model leaves as land painted in the park colour, pixel
+by pixel from the aerial's excess green, the same by regions as in one stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from conftest import CHARLOTTE
+from geo_p2p_cli.main import cli
+from test_regions import mosaic_raster
+
+from geo_p2p import Translator
+from geo_p2p.errors import RenderError
+from geo_p2p.mapclasses.vegetation import (
+    VEGETATION_INDEX,
+    excess_green,
+    is_vegetation,
+    paint_vegetation,
+    paint_vegetation_tile,
+    vegetation_mask,
+)
+from geo_p2p.regions import ModelSpec, render_regions
+from geo_p2p.render.mosaic import signed_to_u8, u8_to_signed
+
+
+def read(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with rasterio.open(path) as ds:
+        return ds.read(), ds.dataset_mask()
+
+
+def test_only_land_under_vegetation_is_painted(land_park_model):
+    palette = Translator.load(land_park_model).palette
+    land, park, road = palette.colours.tolist()
+    # grass, grass under a road, grey, faintly green, shallow turquoise water
+    aerial = [[[60, 130, 50], [60, 130, 50], [120, 120, 120], [90, 100, 95], [60, 140, 120]]]
+    aerial = np.array(aerial, np.uint8)
+    map_ = np.array([[land, road, land, land, land]], np.uint8)  # the classes' own colours
+    assert excess_green(aerial)[0, 0] > VEGETATION_INDEX > excess_green(aerial)[0, 3]
+    assert excess_green(aerial)[0, 4] > VEGETATION_INDEX  # green, but bluer than red
+    assert vegetation_mask(aerial, map_, palette).tolist() == [[True, False, False, False, False]]
+    assert paint_vegetation(aerial, map_, palette).tolist() == [[park, road, land, land, land]]
+
+    # The render's tile painter does the same in the generator's range.
+    values = u8_to_signed(map_.transpose(2, 0, 1))
+    paint_vegetation_tile(u8_to_signed(aerial.transpose(2, 0, 1)), values, palette)
+    assert signed_to_u8(values).transpose(1, 2, 0).tolist() == [[park, road, land, land, land]]
+
+
+def test_render_paints_vegetation_and_leaves_every_other_pixel(land_park_model, tmp_path):
+    translator = Translator.load(land_park_model, device="cpu")
+    options = {"resolution": "native", "progress": False}
+    plain, green = tmp_path / "plain.tif", tmp_path / "green.tif"
+    translator.render(CHARLOTTE, plain, **options)
+    translator.render(CHARLOTTE, green, vegetation=True, **options)
+    (before, mask), (after, mask_after) = read(plain), read(green)
+    assert np.array_equal(mask, mask_after)
+    with rasterio.open(CHARLOTTE) as src:
+        aerial = src.read([1, 2, 3]).transpose(1, 2, 0)
+    palette = translator.palette
+    candidates = vegetation_mask(aerial, before.transpose(1, 2, 0), palette)
+    assert candidates.mean() > 0.01  # Charlotte's trees, drawn as land by the tiny model
+    changed = (before != after).any(axis=0)
+    # Nothing but vegetation changes (the test is per pixel, so no tile leaks into others) ...
+    assert changed.any() and not (changed & ~is_vegetation(aerial)).any()
+    # ... and the land on it is now park, whichever overlapping tiles it was blended from.
+    classes = palette.classify(after.transpose(1, 2, 0))
+    assert (classes[candidates] == palette.index("park")).mean() > 0.95
+    # In memory, as the benchmarks translate: the same pixels.
+    np.testing.assert_array_equal(
+        translator.translate(aerial, vegetation=True), after.transpose(1, 2, 0)
+    )
+
+
+def test_vegetation_by_regions_resumed_equals_the_stream(land_park_model, tmp_path):
+    src = mosaic_raster(tmp_path / "in.tif", 600, 1100)
+    options = {"resolution": "native", "vegetation": True, "progress": False}
+    plain, regions = tmp_path / "plain.tif", tmp_path / "regions.tif"
+    Translator.load(land_park_model, device="cpu").render(src, plain, **options)
+    spec = ModelSpec(str(land_park_model), device="cpu")
+    render_regions(spec, src, regions, region_size=512, resume=True, **options)
+    assert all(np.array_equal(a, b) for a, b in zip(read(plain), read(regions), strict=True))
+
+
+def test_vegetation_needs_land_and_park_classes(model_dir, tmp_path):
+    out = tmp_path / "map.tif"
+    with pytest.raises(ValueError, match="'land' and 'park' map classes"):
+        Translator.load(model_dir).translate(np.zeros((40, 40, 3), np.uint8), vegetation=True)
+    with pytest.raises(RenderError, match="'land' and 'park' map classes"):
+        Translator.load(model_dir).render(CHARLOTTE, out, vegetation=True, progress=False)
+    args = ["render", str(CHARLOTTE), "-o", str(out), "--model", str(model_dir), "--vegetation"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--vegetation needs a model" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_web_tiles_paint_vegetation_too(land_park_model, tmp_path):
+    from test_webtiles import read_tile, written
+
+    from geo_p2p.webtiles import make_tiles
+
+    translator = Translator.load(land_park_model, device="cpu")
+    options = {"zooms": (18, 18), "with_input": False, "progress": False}
+    plain, green = tmp_path / "plain", tmp_path / "green"
+    make_tiles(CHARLOTTE, plain, translator, **options)
+    make_tiles(CHARLOTTE, green, translator, vegetation=True, **options)
+    park = translator.palette.colours[translator.palette.index("park")]
+
+    def park_pixels(root: Path) -> int:
+        tiles = [read_tile(root, 18, x, y) for x, y in sorted(written(root)[18])]
+        return sum(
+            int((np.all(t[:3] == park[:, None, None], axis=0) & (t[3] > 0)).sum()) for t in tiles
+        )
+
+    assert written(plain) == written(green)
+    assert park_pixels(green) > park_pixels(plain) + 1000
+    with pytest.raises(RenderError, match="needs a model"):
+        make_tiles(CHARLOTTE, tmp_path / "map", None, vegetation=True, **options)
