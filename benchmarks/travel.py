@@ -21,7 +21,14 @@ Variants (--variants):
                  image's own moments taken
   histogram-image  input bands histogram-matched to the training's
   moments-set, histogram-set  the same with one mapping per set, from the sample of adabn-set
+  moments-ood, histogram-ood  moments-image or histogram-image, only where the image's domain
+                 distance (from 16 of its tiles) is over the card's threshold
   tta            the mean over the 8 rotations and flips of each tile (8x the model's cost)
+  vegetation     the card's translation with vegetation painted green, as render --vegetation
+                 (geo_p2p.mapclasses.vegetation)
+  vegetation-ood the same, only where the image's domain distance is over the card's threshold
+  crisp          the card's translation in render's --style crisp: each pixel takes its map
+                 class's colour, speckle voted away over the default window
 
     python benchmarks/travel.py --model bundled=geo_p2p/weights --variants card adabn-image
 """
@@ -41,7 +48,10 @@ import torch
 
 from geo_p2p import Translator
 from geo_p2p.card import load_card
-from geo_p2p.domain import match_histograms, match_moments
+from geo_p2p.domain import domain_distance, match_histograms, match_moments, sample_features
+from geo_p2p.mapclasses import crisp_image
+from geo_p2p.mapclasses.crisp import speckle_radius
+from geo_p2p.mapclasses.vegetation import check_vegetation_palette
 from geo_p2p.metrics import MetricAccumulator
 from geo_p2p.render.adapt import (
     DihedralMean,
@@ -117,7 +127,38 @@ def variant_translate(
         if name.endswith("-set"):
             sample = set_sample(translator, pairs).transpose(0, 2, 3, 1)
             return lambda image: translator.translate(match(image, sample, imagery))
+        if name.endswith("-ood"):
+
+            def matched_if_unlike(image: np.ndarray) -> np.ndarray:
+                sample = sample_tiles(image, tile, 16)
+                if domain_distance(sample_features(sample), imagery) > imagery["threshold"]:
+                    image = match(image, sample.transpose(0, 2, 3, 1), imagery)
+                return translator.translate(image)
+
+            return matched_if_unlike
         return lambda image: translator.translate(match(image, image, imagery))
+    if name.startswith("vegetation"):
+        gated = name.endswith("-ood")
+        if gated and imagery is None:
+            raise SystemExit(f"{name} needs the training imagery record (--imagery or the card)")
+        try:
+            check_vegetation_palette(translator.palette)
+        except ValueError as e:
+            raise SystemExit(str(e)) from e
+
+        def greened(image: np.ndarray) -> np.ndarray:
+            paint = not gated or (
+                domain_distance(sample_features(sample_tiles(image, tile, 16)), imagery)
+                > imagery["threshold"]
+            )
+            return translator.translate(image, vegetation=paint)
+
+        return greened
+    if name == "crisp":
+        if translator.palette is None:
+            raise SystemExit("the crisp variant needs a model whose card names its map classes")
+        palette, radius = translator.palette, speckle_radius(None, translator.gsd)
+        return lambda image: crisp_image(palette, translator.translate(image), radius)
     if name != "card":
         raise SystemExit(f"unknown variant {name}")
     return translator.translate
