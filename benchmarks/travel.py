@@ -98,6 +98,13 @@ def set_sample(translator: Translator, pairs: Pairs) -> np.ndarray:
     return np.stack(tiles)
 
 
+def unlike_training(image: np.ndarray, tile: int, imagery: dict) -> bool:
+    """Whether an image's domain distance, from 16 of its tiles as a render measures it, is over
+    the imagery record's threshold (the -ood variants' test)."""
+    features = sample_features(sample_tiles(image, tile, 16))
+    return domain_distance(features, imagery) > imagery["threshold"]
+
+
 def variant_translate(
     name: str, model: str, pairs: Pairs, imagery: dict | None
 ) -> Callable[[np.ndarray], np.ndarray]:
@@ -130,9 +137,9 @@ def variant_translate(
         if name.endswith("-ood"):
 
             def matched_if_unlike(image: np.ndarray) -> np.ndarray:
-                sample = sample_tiles(image, tile, 16)
-                if domain_distance(sample_features(sample), imagery) > imagery["threshold"]:
-                    image = match(image, sample.transpose(0, 2, 3, 1), imagery)
+                if unlike_training(image, tile, imagery):
+                    sample = sample_tiles(image, tile, 16).transpose(0, 2, 3, 1)
+                    image = match(image, sample, imagery)
                 return translator.translate(image)
 
             return matched_if_unlike
@@ -147,10 +154,7 @@ def variant_translate(
             raise SystemExit(str(e)) from e
 
         def greened(image: np.ndarray) -> np.ndarray:
-            paint = not gated or (
-                domain_distance(sample_features(sample_tiles(image, tile, 16)), imagery)
-                > imagery["threshold"]
-            )
+            paint = not gated or unlike_training(image, tile, imagery)
             return translator.translate(image, vegetation=paint)
 
         return greened

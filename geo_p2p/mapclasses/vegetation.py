@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import RenderError
 from ..render.mosaic import signed_to_u8
 from .palette import Palette
 
@@ -46,11 +47,13 @@ def excess_green(aerial: np.ndarray) -> np.ndarray:
 
 
 def check_vegetation_palette(palette: Palette | None) -> None:
-    """Raise ValueError unless ``palette`` has the land and park classes vegetation needs."""
+    """Raise a RenderError (a ValueError) unless ``palette`` has the land and park classes
+    vegetation needs."""
     names = () if palette is None else palette.names
     if LAND not in names or GREEN not in names:
-        raise ValueError(
-            f"--vegetation needs a model whose card names {LAND!r} and {GREEN!r} map classes"
+        raise RenderError(
+            f"--vegetation needs a model whose card names {LAND!r} and {GREEN!r} map classes",
+            "--vegetation",
         )
 
 

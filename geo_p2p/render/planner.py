@@ -164,10 +164,7 @@ def plan_job(
             check_output(options.quicklook, src, options.overwrite, "--quicklook")
         check_class_outputs(options, palette, src)
     if options.vegetation:
-        try:
-            check_vegetation_palette(palette)
-        except ValueError as e:
-            raise RenderError(str(e), "--vegetation") from e
+        check_vegetation_palette(palette)
     o = options
     source = inspect_source(src, o.bands, o.scale, o.resolution, model_gsd, o.allow_ungeoreferenced)
     area = AreaOfInterest(o.aoi, source) if o.aoi else None

@@ -209,12 +209,11 @@ def plan_tiles(
 
 def _vegetation(translator: Translator | None) -> Palette:
     """The palette to paint vegetation with; a RenderError without a model that has one."""
-    try:
-        if translator is None:
-            raise ValueError("--vegetation needs a model (not --map, which only tiles)")
-        check_vegetation_palette(translator.palette)
-    except ValueError as e:
-        raise RenderError(str(e), "--vegetation") from e
+    if translator is None:
+        raise RenderError(
+            "--vegetation needs a model (not --map, which only tiles)", "--vegetation"
+        )
+    check_vegetation_palette(translator.palette)
     assert translator.palette is not None
     return translator.palette
 
