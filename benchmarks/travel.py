@@ -27,6 +27,8 @@ Variants (--variants):
   vegetation     the card's translation with vegetation painted green, as render --vegetation
                  (geo_p2p.mapclasses.vegetation)
   vegetation-ood the same, only where the image's domain distance is over the card's threshold
+                 (--vegetation-window and --vegetation-share try other cover windows: the
+                 render's constants, replaced for this run)
   crisp          the card's translation in render's --style crisp: each pixel takes its map
                  class's colour, speckle voted away over the default window
 
@@ -49,7 +51,7 @@ import torch
 from geo_p2p import Translator
 from geo_p2p.card import load_card
 from geo_p2p.domain import domain_distance, match_histograms, match_moments, sample_features
-from geo_p2p.mapclasses import crisp_image
+from geo_p2p.mapclasses import crisp_image, vegetation
 from geo_p2p.mapclasses.crisp import speckle_radius
 from geo_p2p.mapclasses.vegetation import check_vegetation_palette
 from geo_p2p.metrics import MetricAccumulator
@@ -179,7 +181,13 @@ def main() -> None:
     parser.add_argument("--moscow-step", type=int, default=1)
     parser.add_argument("--imagery", type=Path, help="imagery record JSON (default: the card's)")
     parser.add_argument("--json", type=Path, help="append the results to this JSON file")
+    parser.add_argument("--vegetation-window", type=float, metavar="METRES", help="0: per pixel")
+    parser.add_argument("--vegetation-share", type=float, metavar="FRACTION")
     args = parser.parse_args()
+    if args.vegetation_window is not None:
+        vegetation.VEGETATION_WINDOW_M = args.vegetation_window
+    if args.vegetation_share is not None:
+        vegetation.VEGETATION_SHARE = args.vegetation_share
     torch.set_num_threads(2)
     sets = {
         "newyork": lambda: newyork(args.data, args.newyork_step),

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from .aoi import AreaOfInterest
 from .errors import RenderError
 from .inputs import network_bytes
-from .mapclasses.palette import Palette
+from .mapclasses.vegetation import Vegetation
 from .raster import Source
 from .regions import ModelSpec
 from .render.planner import Job
@@ -87,7 +87,7 @@ def _render_task(
     area: AreaOfInterest | None,
     grid: TileGrid,
     region: Strip,
-    vegetation: Palette | None,
+    vegetation: Vegetation | None,
 ) -> RegionResult:
     """A Dask task: render ``region`` with the translator of the worker's plugin ``plugin``."""
     translator = get_worker().plugins[plugin].translator  # type: ignore[attr-defined]

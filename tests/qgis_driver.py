@@ -48,6 +48,7 @@ class Feedback(QgsProcessingFeedback):
         self.progress: list[float] = []
         self.errors: list[str] = []
         self.infos: list[str] = []
+        self.commands: list[str] = []
         self.cancel_at_progress = cancel_at_progress
         self.progressChanged.connect(self._progress)
 
@@ -61,6 +62,9 @@ class Feedback(QgsProcessingFeedback):
 
     def pushInfo(self, info: str) -> None:  # noqa: N802
         self.infos.append(info)
+
+    def pushCommandInfo(self, info: str) -> None:  # noqa: N802
+        self.commands.append(info)
 
 
 def run(algorithm: object, parameters: dict, feedback: Feedback, load: bool = False) -> dict:
@@ -120,7 +124,8 @@ def render(spec: dict) -> dict:
 
 
 def crisp(spec: dict) -> dict:
-    """render in the crisp style with a class raster, both loaded into the project."""
+    """render in the crisp style with vegetation and a class raster, both loaded into the
+    project."""
     QgsProject.instance().removeAllMapLayers()
     out = Path(spec["work"]) / "crisp"
     out.mkdir()
@@ -129,9 +134,11 @@ def crisp(spec: dict) -> dict:
         "OUTPUT": str(out / "map.tif"),
         "CLASSES": str(out / "classes.tif"),
         "STYLE": 1,
+        "VEGETATION": True,
         "BATCH_SIZE": 1,
     }
-    result = run("geo_p2p:render", parameters, Feedback(), load=True)
+    feedback = Feedback()
+    result = run("geo_p2p:render", parameters, feedback, load=True)
     from osgeo import gdal
 
     # The class names are in classes.tif.aux.xml, which GDAL reads only with its side files on
@@ -141,7 +148,8 @@ def crisp(spec: dict) -> dict:
     gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
     renderer = classes.renderer()
     labels = [c.label for c in renderer.classes()] if hasattr(renderer, "classes") else []
-    return {**result, "layers": loaded_layers(), "class_labels": labels}
+    layers = loaded_layers()
+    return {**result, "layers": layers, "class_labels": labels, "commands": feedback.commands}
 
 
 def cancel(spec: dict) -> dict:

@@ -21,6 +21,8 @@ import pytest
 import rasterio
 from conftest import write_raster
 
+from geo_p2p import Translator
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "qgis_plugin"))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -206,9 +208,10 @@ def test_render_loads_a_map_in_the_inputs_crs_with_progress(qgis_results: dict) 
     assert any(line.startswith("plan: ") for line in render["infos"])
 
 
-def test_render_crisp_with_a_class_raster(qgis_results: dict) -> None:
-    """STYLE crisp and a CLASSES output: the map in flat class colours and the class raster,
-    both loaded; QGIS labels the class raster's colours with the class names."""
+def test_render_crisp_with_vegetation_and_a_class_raster(qgis_results: dict) -> None:
+    """STYLE crisp, VEGETATION and a CLASSES output: the map in flat class colours and the class
+    raster, both loaded; QGIS labels the class raster's colours with the class names; the
+    villa's lawns are park (the bundled model alone paints no park on examples/area.tif)."""
     crisp = qgis_results["crisp"]
     assert "outputs" in crisp, crisp
     sources = {layer["source"] for layer in crisp["layers"]}
@@ -217,6 +220,11 @@ def test_render_crisp_with_a_class_raster(qgis_results: dict) -> None:
         rgb, mask = ds.read(), ds.dataset_mask()
     assert len({tuple(p) for p in rgb[:, mask > 0].T}) <= 5  # the maps style's class colours
     assert {"land", "road", "water"} <= set(crisp["class_labels"]), crisp["class_labels"][:8]
+    assert len(crisp["commands"]) == 1 and " --vegetation" in crisp["commands"][0]
+    with rasterio.open(crisp["outputs"]["CLASSES"]) as ds:
+        classes = ds.read(1)
+    park = Translator.load().palette.index("park") + 1  # 0 is no data
+    assert (classes == park).mean() > 0.01
 
 
 def test_cancel_stops_the_command_and_leaves_nothing(qgis_results: dict) -> None:

@@ -1,5 +1,5 @@
-"""render --vegetation: trees and grass the model leaves as land painted in the park colour, pixel
-by pixel from the aerial's excess green, the same by regions as in one stream."""
+"""render --vegetation: tree cover and lawns the model leaves as land painted in the park colour,
+from the aerial's excess green over a window, the same by regions as in one stream."""
 
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ from geo_p2p import Translator
 from geo_p2p.errors import RenderError
 from geo_p2p.mapclasses.vegetation import (
     VEGETATION_INDEX,
+    Vegetation,
     excess_green,
     is_vegetation,
-    paint_vegetation,
-    paint_vegetation_tile,
-    vegetation_mask,
+    vegetation_cover,
 )
 from geo_p2p.regions import ModelSpec, render_regions
 from geo_p2p.render.mosaic import signed_to_u8, u8_to_signed
@@ -32,22 +31,39 @@ def read(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return ds.read(), ds.dataset_mask()
 
 
-def test_only_land_under_vegetation_is_painted(land_park_model):
+def test_the_pixel_rule():
+    # grass, grey, faintly green, shallow turquoise water (green, but bluer than red)
+    aerial = np.array([[[60, 130, 50], [120, 120, 120], [90, 100, 95], [60, 140, 120]]], np.uint8)
+    assert excess_green(aerial)[0, 0] > VEGETATION_INDEX > excess_green(aerial)[0, 2]
+    assert excess_green(aerial)[0, 3] > VEGETATION_INDEX
+    assert is_vegetation(aerial).tolist() == [[True, False, False, False]]
+
+
+def test_only_land_under_vegetation_cover_is_painted(land_park_model):
     palette = Translator.load(land_park_model).palette
     land, park, road = palette.colours.tolist()
-    # grass, grass under a road, grey, faintly green, shallow turquoise water
-    aerial = [[[60, 130, 50], [60, 130, 50], [120, 120, 120], [90, 100, 95], [60, 140, 120]]]
-    aerial = np.array(aerial, np.uint8)
-    map_ = np.array([[land, road, land, land, land]], np.uint8)  # the classes' own colours
-    assert excess_green(aerial)[0, 0] > VEGETATION_INDEX > excess_green(aerial)[0, 3]
-    assert excess_green(aerial)[0, 4] > VEGETATION_INDEX  # green, but bluer than red
-    assert vegetation_mask(aerial, map_, palette).tolist() == [[True, False, False, False, False]]
-    assert paint_vegetation(aerial, map_, palette).tolist() == [[park, road, land, land, land]]
+    # A lawn on the left; grey on the right, with single green pixels on a 4 px grid (6 %).
+    aerial = np.full((40, 60, 3), 120, np.uint8)
+    aerial[:, :30] = aerial[::4, 32::4] = (60, 130, 50)
+    map_ = np.array([land] * 60 * 40, np.uint8).reshape(40, 60, 3)  # the classes' own colours
+    map_[20] = road
+    vegetation = Vegetation(palette, radius=3)  # a 7 x 7 window
+    cover = vegetation_cover(aerial, 3)
+    # All of the lawn, and 3 px past its edge (a 7 px square there is 4/7 lawn); no single tree.
+    assert cover[:, :31].all() and not cover[:, 33:].any()
+    assert vegetation_cover(aerial, 0).tolist() == is_vegetation(aerial).tolist()
+    mask = vegetation.mask(aerial, map_)
+    assert mask[:20, :31].all() and mask[21:, :31].all() and not mask[20].any()
+    assert not mask[:, 33:].any()
+    painted = vegetation.paint(aerial, map_)
+    assert (painted[mask] == park).all() and (painted[~mask] == map_[~mask]).all()
 
     # The render's tile painter does the same in the generator's range.
     values = u8_to_signed(map_.transpose(2, 0, 1))
-    paint_vegetation_tile(u8_to_signed(aerial.transpose(2, 0, 1)), values, palette)
-    assert signed_to_u8(values).transpose(1, 2, 0).tolist() == [[park, road, land, land, land]]
+    vegetation.paint_tile(u8_to_signed(aerial.transpose(2, 0, 1)), values)
+    assert np.array_equal(signed_to_u8(values).transpose(1, 2, 0), painted)
+    # The window is ground metres: 22.5 m is 25 px at 0.9 m, 5 px at 4.5 m.
+    assert Vegetation.at(palette, 0.9).radius == 12 and Vegetation.at(palette, 4.5).radius == 2
 
 
 def test_render_paints_vegetation_and_leaves_every_other_pixel(land_park_model, tmp_path):
@@ -60,15 +76,20 @@ def test_render_paints_vegetation_and_leaves_every_other_pixel(land_park_model, 
     assert np.array_equal(mask, mask_after)
     with rasterio.open(CHARLOTTE) as src:
         aerial = src.read([1, 2, 3]).transpose(1, 2, 0)
-    palette = translator.palette
-    candidates = vegetation_mask(aerial, before.transpose(1, 2, 0), palette)
+    vegetation = Vegetation.at(translator.palette, 1.0)  # Charlotte's 1 m, rendered natively
+    radius = vegetation.radius
+    candidates = vegetation.mask(aerial, before.transpose(1, 2, 0))
     assert candidates.mean() > 0.01  # Charlotte's trees, drawn as land by the tiny model
     changed = (before != after).any(axis=0)
-    # Nothing but vegetation changes (the test is per pixel, so no tile leaks into others) ...
-    assert changed.any() and not (changed & ~is_vegetation(aerial)).any()
-    # ... and the land on it is now park, whichever overlapping tiles it was blended from.
-    classes = palette.classify(after.transpose(1, 2, 0))
-    assert (classes[candidates] == palette.index("park")).mean() > 0.95
+    # A tile paints only where vegetation is within the window's radius (its edges reflected:
+    # no nearer to the tile than the raster) ...
+    near = np.pad(is_vegetation(aerial), radius)
+    windows = np.lib.stride_tricks.sliding_window_view(near, (2 * radius + 1,) * 2)
+    assert changed.any() and not (changed & ~windows.any(axis=(2, 3))).any()
+    # ... and the land under cover is now park, whichever overlapping tiles it was blended from
+    # (each tile judges the cover within its own 32 px, so less than all of it).
+    classes = translator.palette.classify(after.transpose(1, 2, 0))
+    assert (classes[candidates] == translator.palette.index("park")).mean() > 0.8
     # In memory, as the benchmarks translate: the same pixels.
     np.testing.assert_array_equal(
         translator.translate(aerial, vegetation=True), after.transpose(1, 2, 0)

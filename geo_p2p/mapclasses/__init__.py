@@ -4,6 +4,7 @@
 - :mod:`.crisp`: classify, majority-filter and paint a rendered map, block by block
 - :mod:`.classraster`: uint8 class GeoTIFFs with colours and names; a painted map made crisp
 - :mod:`.vectorize`: class polygons and road centrelines as a GeoPackage (the vectors extra)
+- :mod:`.vegetation`: tree cover and lawns from the aerial, painted in the park colour
 """
 
 from .crisp import DEFAULT_SPECKLE_M, ClassBlock, CrispStream, crisp_image, majority_filter

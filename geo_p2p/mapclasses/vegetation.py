@@ -1,38 +1,40 @@
-"""Vegetation from the aerial itself: trees and grass the model leaves as land, painted green.
+"""Vegetation from the aerial itself: tree cover and lawns the model leaves as land, painted green.
 
 The maps pairs' maps colour parks only, so the bundled model paints courtyard lawns, street
 trees and forests as land; outside New York that is most of what a map marks green (see README,
 "How far the model travels"). A pixel is vegetation where the aerial's excess green
 (2G - R - B) / (R + G + B), a colour index that needs no near-infrared band, is over
 :data:`VEGETATION_INDEX` and its blue is no more than its red (which leaves out shallow,
-turquoise water: green, but bluer than red); where the map there is of the palette's land
-class, it takes the park class's colour. The test is per pixel, so a render paints tile by tile
-and stays seamless.
+turquoise water: green, but bluer than red). Maps mark green areas, not single trees, so a
+pixel is under vegetation cover where more than :data:`VEGETATION_SHARE` of the
+:data:`VEGETATION_WINDOW_M` square about it is vegetation; where the map there is of the
+palette's land class, it takes the park class's colour. A render paints tile by tile before the
+overlaps are blended, each tile's window reflected at its edges, which its margin and the
+blend hide (no seams measured: README, "Vegetation from the aerial").
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import RenderError
 from ..render.mosaic import signed_to_u8
+from .crisp import window_radius
 from .palette import Palette
 
 VEGETATION_INDEX = 0.10
 """Excess green over which an aerial pixel counts as vegetation (chosen among 0.02-0.12 by the
 rule's IoU with the target maps' green on the screened New York and Moscow subsets of
 benchmarks/travel.py)."""
+VEGETATION_WINDOW_M = 22.5
+"""Width in ground metres of the square over which vegetation cover is judged."""
+VEGETATION_SHARE = 0.35
+"""Share of vegetation pixels in that square over which a pixel is under vegetation cover
+(window and share chosen on the same screen, and by eye on the Zurich housing estate)."""
 LAND, GREEN = "land", "park"
 """The palette classes vegetation is taken from and painted as."""
-
-
-def is_vegetation(aerial: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the vegetation of an (H, W, 3) uint8 RGB image (the module's rule).
-
-    >>> is_vegetation(np.array([[[60, 120, 50], [60, 140, 120], [100, 100, 100]]], np.uint8))
-    array([[ True, False, False]])
-    """
-    return (excess_green(aerial) > VEGETATION_INDEX) & (aerial[..., 2] <= aerial[..., 0])
 
 
 def excess_green(aerial: np.ndarray) -> np.ndarray:
@@ -46,37 +48,73 @@ def excess_green(aerial: np.ndarray) -> np.ndarray:
     return (2 * x[..., 1] - x[..., 0] - x[..., 2]) / (x.sum(axis=-1) + 1)
 
 
-def check_vegetation_palette(palette: Palette | None) -> None:
-    """Raise a RenderError (a ValueError) unless ``palette`` has the land and park classes
+def is_vegetation(aerial: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the vegetation pixels of an (H, W, 3) uint8 RGB image.
+
+    >>> is_vegetation(np.array([[[60, 120, 50], [60, 140, 120], [100, 100, 100]]], np.uint8))
+    array([[ True, False, False]])
+    """
+    return (excess_green(aerial) > VEGETATION_INDEX) & (aerial[..., 2] <= aerial[..., 0])
+
+
+def vegetation_cover(aerial: np.ndarray, radius: int) -> np.ndarray:
+    """(H, W) bool: the pixels of an (H, W, 3) uint8 RGB image more than
+    :data:`VEGETATION_SHARE` of whose ``(2 radius + 1)^2`` square is vegetation, the image
+    reflected at its edges (radius 0: the vegetation pixels themselves)."""
+    vegetation = is_vegetation(aerial)
+    if radius == 0:
+        return vegetation
+    size = 2 * radius + 1
+    padded = np.pad(vegetation, radius, mode="reflect").astype(np.int32)
+    table = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1), np.int32)
+    table[1:, 1:] = padded.cumsum(axis=0).cumsum(axis=1)
+    inner, outer = table[size:], table[:-size]
+    counts = inner[:, size:] - outer[:, size:] - inner[:, :-size] + outer[:, :-size]
+    return counts > VEGETATION_SHARE * size * size
+
+
+def check_vegetation_palette(palette: Palette | None) -> Palette:
+    """``palette``; a RenderError (a ValueError) unless it has the land and park classes
     vegetation needs."""
     names = () if palette is None else palette.names
-    if LAND not in names or GREEN not in names:
+    if palette is None or LAND not in names or GREEN not in names:
         raise RenderError(
             f"--vegetation needs a model whose card names {LAND!r} and {GREEN!r} map classes",
             "--vegetation",
         )
+    return palette
 
 
-def vegetation_mask(aerial: np.ndarray, map_: np.ndarray, palette: Palette) -> np.ndarray:
-    """(H, W) bool: the pixels of ``map_`` ((H, W, 3) uint8, drawn from ``aerial``, the same
-    shape) that are land in ``palette`` and vegetation in ``aerial``."""
-    check_vegetation_palette(palette)
-    land = palette.classify(map_) == palette.index(LAND)
-    return land & is_vegetation(aerial)
+@dataclass(frozen=True, eq=False)
+class Vegetation:
+    """How a render paints vegetation: the map's palette and the cover window's radius in
+    pixels (:meth:`at` a ground resolution)."""
 
+    palette: Palette
+    radius: int
 
-def paint_vegetation(aerial: np.ndarray, map_: np.ndarray, palette: Palette) -> np.ndarray:
-    """``map_`` with its :func:`vegetation_mask` in the park class's colour (a new array)."""
-    out = map_.copy()
-    out[vegetation_mask(aerial, map_, palette)] = palette.colours[palette.index(GREEN)]
-    return out
+    @classmethod
+    def at(cls, palette: Palette | None, gsd: float | None) -> Vegetation:
+        """Vegetation for maps of ``palette`` drawn at ``gsd`` metres per pixel (None: the
+        window taken as pixels); a RenderError without land and park classes."""
+        return cls(check_vegetation_palette(palette), window_radius(VEGETATION_WINDOW_M, gsd))
 
+    def mask(self, aerial: np.ndarray, map_: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the pixels of ``map_`` ((H, W, 3) uint8, drawn from ``aerial``, the same
+        shape) that are land in the palette and under vegetation cover in ``aerial``."""
+        land = self.palette.classify(map_) == self.palette.index(LAND)
+        return land & vegetation_cover(aerial, self.radius)
 
-def paint_vegetation_tile(aerial: np.ndarray, values: np.ndarray, palette: Palette) -> None:
-    """Paint vegetation into a translated tile in place, in the generator's range: ``aerial``
-    (3, T, T) and ``values`` (3, T, T), float32 in [-1, 1] (a render's model input and
-    output)."""
-    rgb = signed_to_u8(values).transpose(1, 2, 0)
-    mask = vegetation_mask(signed_to_u8(aerial).transpose(1, 2, 0), rgb, palette)
-    colour = palette.colours[palette.index(GREEN)].astype(np.float32) / np.float32(127.5) - 1
-    values[:, mask] = colour[:, None]
+    def paint(self, aerial: np.ndarray, map_: np.ndarray) -> np.ndarray:
+        """``map_`` with its :meth:`mask` in the park class's colour (a new array)."""
+        out = map_.copy()
+        out[self.mask(aerial, map_)] = self.palette.colours[self.palette.index(GREEN)]
+        return out
+
+    def paint_tile(self, aerial: np.ndarray, values: np.ndarray) -> None:
+        """Paint a translated tile in place, in the generator's range: ``aerial`` (3, T, T) and
+        ``values`` (3, T, T), float32 in [-1, 1] (a render's model input and output)."""
+        rgb = signed_to_u8(values).transpose(1, 2, 0)
+        mask = self.mask(signed_to_u8(aerial).transpose(1, 2, 0), rgb)
+        colour = self.palette.colours[self.palette.index(GREEN)]
+        values[:, mask] = (colour.astype(np.float32) / np.float32(127.5) - 1)[:, None]

@@ -30,7 +30,7 @@ from ..grids import crs_name
 from ..inputs import redact
 from ..mapclasses.outputs import check_class_outputs
 from ..mapclasses.palette import Palette
-from ..mapclasses.vegetation import check_vegetation_palette
+from ..mapclasses.vegetation import Vegetation
 from ..progress import duration
 from ..raster import Source, inspect_source
 from .adapt import raster_sample
@@ -125,8 +125,8 @@ class Job:
     grid: TileGrid
     parts: list[Strip]
     plan: RenderPlan | None = None
-    vegetation: Palette | None = None
-    """The palette whose park colour vegetation is painted in (``--vegetation``), or None."""
+    vegetation: Vegetation | None = None
+    """How vegetation is painted (``--vegetation``), or None."""
 
 
 def plan_job(
@@ -163,8 +163,6 @@ def plan_job(
         if options.quicklook is not None:
             check_output(options.quicklook, src, options.overwrite, "--quicklook")
         check_class_outputs(options, palette, src)
-    if options.vegetation:
-        check_vegetation_palette(palette)
     o = options
     source = inspect_source(src, o.bands, o.scale, o.resolution, model_gsd, o.allow_ungeoreferenced)
     area = AreaOfInterest(o.aoi, source) if o.aoi else None
@@ -195,7 +193,8 @@ def plan_job(
         model=model,
         **domain_check(source, imagery, layout.tile),
     )
-    return Job(source, area, grid, parts, plan, palette if o.vegetation else None)
+    vegetation = Vegetation.at(palette, source.gsd or model_gsd) if o.vegetation else None
+    return Job(source, area, grid, parts, plan, vegetation)
 
 
 def domain_check(

@@ -18,8 +18,7 @@ import torch
 
 from ..aoi import AreaOfInterest
 from ..inputs.prefetch import read_ahead
-from ..mapclasses.palette import Palette
-from ..mapclasses.vegetation import paint_vegetation_tile
+from ..mapclasses.vegetation import Vegetation
 from ..progress import Progress
 from ..raster import NODATA_FILL, Source
 from ..reader import RasterReader
@@ -49,13 +48,12 @@ def translate_parts(
     read_tiles: ReadTiles,
     write: Callable[[Block], None],
     bar: Progress | None = None,
-    vegetation: Palette | None = None,
+    vegetation: Vegetation | None = None,
 ) -> tuple[int, int]:
     """Translate and blend the tiles of ``grid`` part by part, handing finished blocks to
     ``write`` in one background thread, in order. Returns the number of tiles translated and
     the number worked through (the difference was all no-data). ``vegetation``: paint each
-    translated tile's vegetation in this palette's park colour before blending (see
-    :mod:`~geo_p2p.mapclasses.vegetation`)."""
+    translated tile's vegetation before blending (:mod:`~geo_p2p.mapclasses.vegetation`)."""
     block = block_shape(parts)
     mosaics = [BlockMosaic(grid, block, strip=part) for part in parts]
     keys = [i for i, part in enumerate(parts) for _ in part.tiles]
@@ -66,7 +64,7 @@ def translate_parts(
         if vegetation is not None and outputs is not None and batch.inputs is not None:
             inputs = batch.inputs.numpy()
             for k in range(len(outputs)):
-                paint_vegetation_tile(inputs[k], outputs[k], vegetation)
+                vegetation.paint_tile(inputs[k], outputs[k])
         k = 0
         for key, tile, valid in batch.tiles:
             if valid is None:

@@ -27,7 +27,7 @@ from ..errors import RenderError
 from ..fusion import fuse_batchnorm
 from ..inputs import network_bytes
 from ..mapclasses.palette import Palette
-from ..mapclasses.vegetation import check_vegetation_palette
+from ..mapclasses.vegetation import Vegetation
 from ..nets import InferenceStats, set_inference_stats
 from ..run.driver import RenderSummary, execute
 from ..run.executors import StreamExecutor
@@ -192,8 +192,7 @@ class Translator:
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
-        if vegetation:
-            check_vegetation_palette(self.palette)
+        painted = Vegetation.at(self.palette, self.gsd) if vegetation else None
         height, width = image.shape[:2]
         valid = np.ones((height, width), bool) if valid is None else np.asarray(valid, bool)
         grid = self.grid(height, width)
@@ -212,7 +211,6 @@ class Translator:
             out[block.row : block.row + h, block.col : block.col + w] = block.rgb.transpose(1, 2, 0)
 
         parts = strips(grid, self.strip_width)
-        painted = self.palette if vegetation else None
         translate_parts(self.engine, grid, parts, read_tiles, write, vegetation=painted)
         return out
 

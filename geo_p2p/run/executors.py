@@ -27,7 +27,7 @@ import rasterio
 
 from ..aoi import AreaOfInterest
 from ..geotiff import gdal_cache_bytes
-from ..mapclasses.palette import Palette
+from ..mapclasses.vegetation import Vegetation
 from ..progress import Progress
 from ..raster import Source
 from ..render.engine import InferenceEngine
@@ -130,7 +130,7 @@ def render_region(
     area: AreaOfInterest | None,
     grid: TileGrid,
     region: Strip,
-    vegetation: Palette | None = None,
+    vegetation: Vegetation | None = None,
 ) -> RegionResult:
     """Render one region of ``source`` (a :func:`~geo_p2p.render.tiling.regions` part of
     ``grid``, which may hold the region's tiles only), with ``vegetation`` painted as

@@ -30,6 +30,7 @@ from ..geotiff import GDAL_OPTIONS
 from ..inputs import fetched_since, file_name, format_bytes, network_bytes
 from ..mapclasses.crisp import CrispStream
 from ..mapclasses.palette import Palette
+from ..mapclasses.vegetation import Vegetation
 from ..progress import Progress
 from ..raster import Source
 from ..render.mosaic import Block
@@ -199,11 +200,11 @@ def _max_zoom(
     area: AreaOfInterest | None,
     tiles: TileRange,
     crisp: tuple[Palette, int] | None = None,
-    vegetation: Palette | None = None,
+    vegetation: Vegetation | None = None,
 ) -> None:
     """Translate the tiles of the highest zoom that are not settled into ``pyramid``; in the
     crisp style with ``crisp`` (the palette and the majority window's radius), with
-    ``vegetation`` painted in its park colour."""
+    ``vegetation`` painted."""
     region = None
     if pyramid.stored:  # a resume: only the model tiles under the tiles still to make
         region = _unsettled(pyramid, tiles)

@@ -14,7 +14,7 @@ from ..aoi import AreaOfInterest
 from ..errors import RenderError
 from ..mapclasses.crisp import speckle_radius
 from ..mapclasses.palette import Palette
-from ..mapclasses.vegetation import check_vegetation_palette
+from ..mapclasses.vegetation import Vegetation
 from ..progress import duration
 from ..raster import Source, inspect_source, require_georeferencing
 from ..render.engine import SMALL_JOB_TILES
@@ -132,8 +132,8 @@ class TilesJob:
     plan: TilePlan
     crisp: tuple[Palette, int] | None
     """The map's palette and the majority window's radius, for the crisp style."""
-    vegetation: Palette | None
-    """The palette whose park colour vegetation is painted in (``--vegetation``), or None."""
+    vegetation: Vegetation | None
+    """How vegetation is painted (``--vegetation``), or None."""
 
 
 def identity_translator(batch_size: int = 8) -> Translator:
@@ -197,9 +197,9 @@ def plan_tiles(
     if o.style == "crisp":
         crisp = _crisp(translator, o, source.ground_resolution())
         settings.update(style=o.style, speckle=crisp[1], palette=crisp[0].as_card())
-    vegetation = _vegetation(translator) if o.vegetation else None
+    vegetation = _vegetation(translator, source.ground_resolution()) if o.vegetation else None
     if vegetation is not None:
-        settings.update(vegetation=True, palette=vegetation.as_card())
+        settings.update(vegetation=vegetation.radius, palette=vegetation.palette.as_card())
     stamp = fingerprint(src, None if translator is None else translator.module, settings)
     plan = TilePlan(zooms, reason, counts, 2 if with_input else 1, 0, model_tiles, seconds)
     area = area_on(native_area, native, source) if native_area else None
@@ -207,15 +207,13 @@ def plan_tiles(
     return TilesJob(*job, vegetation)
 
 
-def _vegetation(translator: Translator | None) -> Palette:
-    """The palette to paint vegetation with; a RenderError without a model that has one."""
+def _vegetation(translator: Translator | None, gsd: float) -> Vegetation:
+    """How to paint vegetation at ``gsd``; a RenderError without a model whose palette can."""
     if translator is None:
         raise RenderError(
             "--vegetation needs a model (not --map, which only tiles)", "--vegetation"
         )
-    check_vegetation_palette(translator.palette)
-    assert translator.palette is not None
-    return translator.palette
+    return Vegetation.at(translator.palette, gsd)
 
 
 def _crisp(translator: Translator | None, options: TilesOptions, gsd: float) -> tuple[Palette, int]:

@@ -124,9 +124,20 @@ class GeoP2PAlgorithm(QgsProcessingAlgorithm):
 
     def add_style(self) -> None:
         self.addParameter(QgsProcessingParameterEnum("STYLE", "Map style", STYLES, defaultValue=0))
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                "VEGETATION",
+                "Paint tree cover and lawns green, from the aerial (for imagery outside New York)",
+                False,
+            )
+        )
 
     def style_args(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
         return ["--style", ("painted", "crisp")[self.parameterAsEnum(parameters, "STYLE", context)]]
+
+    def vegetation_args(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        asked = self.parameterAsBoolean(parameters, "VEGETATION", context)
+        return ["--vegetation"] if asked else []
 
     def add_extra(self) -> None:
         self.addParameter(
@@ -306,7 +317,7 @@ class RenderAlgorithm(GeoP2PAlgorithm):
         args += self.reading_args(parameters, context) + self.compute_args(parameters, context)
         args += ["--cog"] if self.parameterAsBoolean(parameters, "COG", context) else []
         args += ["--alpha"] if self.parameterAsBoolean(parameters, "ALPHA", context) else []
-        args += self.style_args(parameters, context)
+        args += self.style_args(parameters, context) + self.vegetation_args(parameters, context)
         classes = self.parameterAsOutputLayer(parameters, "CLASSES", context)
         args += ["--classes", classes] if classes else []
         self.run_geo_p2p(args, parameters, context, layer.crs(), feedback)
@@ -376,6 +387,7 @@ class TilesAlgorithm(GeoP2PAlgorithm):
         args += ["--format", FORMATS[self.parameterAsEnum(parameters, "FORMAT", context)]]
         if self.parameterAsEnum(parameters, "STYLE", context):
             args += self.style_args(parameters, context)  # crisp: the model's classes
+        args += self.vegetation_args(parameters, context)  # with MAP: the command's error
         args += self.reading_args(parameters, context) + self.compute_args(parameters, context)
         self.run_geo_p2p(args, parameters, context, layer.crs(), feedback)
         self.load_tiles(output, context, feedback)
