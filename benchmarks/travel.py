@@ -31,6 +31,7 @@ Variants (--variants):
                  render's constants, replaced for this run)
   crisp          the card's translation in render's --style crisp: each pixel takes its map
                  class's colour, speckle voted away over the default window
+  crisp-vegetation  both: render --style crisp --vegetation
 
     python benchmarks/travel.py --model bundled=geo_p2p/weights --variants card adabn-image
 """
@@ -160,11 +161,14 @@ def variant_translate(
             return translator.translate(image, vegetation=paint)
 
         return greened
-    if name == "crisp":
+    if name in ("crisp", "crisp-vegetation"):
         if translator.palette is None:
             raise SystemExit("the crisp variant needs a model whose card names its map classes")
         palette, radius = translator.palette, speckle_radius(None, translator.gsd)
-        return lambda image: crisp_image(palette, translator.translate(image), radius)
+        green = name.endswith("-vegetation")
+        return lambda image: crisp_image(
+            palette, translator.translate(image, vegetation=green), radius
+        )
     if name != "card":
         raise SystemExit(f"unknown variant {name}")
     return translator.translate

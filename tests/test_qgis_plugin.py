@@ -186,6 +186,8 @@ def test_plugin_installs_from_its_zip_and_registers_three_algorithms(qgis_result
     for parameters in algorithms.values():
         assert {"INPUT", "OUTPUT", "AOI", "EXTENT", "EXTRA"} <= set(parameters)
     assert {"MODEL", "RESOLUTION", "PIXEL_SIZE", "BANDS"} <= set(algorithms["geo_p2p:render"])
+    for name in ("geo_p2p:render", "geo_p2p:tiles"):
+        assert {"STYLE", "VEGETATION"} <= set(algorithms[name])
 
 
 def test_render_loads_a_map_in_the_inputs_crs_with_progress(qgis_results: dict) -> None:

@@ -182,7 +182,7 @@ class Translator:
         return self.layout.grid(height, width)
 
     def translate(
-        self, image: np.ndarray, valid: np.ndarray | None = None, vegetation: bool = False
+        self, image: np.ndarray, valid: np.ndarray | None = None, *, vegetation: bool = False
     ) -> np.ndarray:
         """Translate an in-memory (H, W, 3) uint8 image of any size; returns (H, W, 3) uint8.
 
