@@ -34,11 +34,13 @@ QUANTILES = np.linspace(0, 100, 101)
 """Percentiles recorded per band for histogram matching."""
 WARNING = (
     "this imagery looks unlike the model's training imagery (distance {distance:.2f} from its "
-    "colour and texture statistics, over {threshold:.2f}): expect a poor map. For a better one, "
-    "cut pairs of this region with 'geo-p2p pairs AERIAL MAP -o pairs/ --gsd {gsd}' and "
+    "colour and texture statistics, over {threshold:.2f}): expect a poor map.{hint} For a better "
+    "one, cut pairs of this region with 'geo-p2p pairs AERIAL MAP -o pairs/ --gsd {gsd}' and "
     "fine-tune with 'geo-p2p train pairs/ -o runs/mine --init {model}'"
 )
-"""The out-of-domain warning (``str.format`` fields: distance, threshold, gsd, model)."""
+"""The out-of-domain warning (``str.format`` fields: distance, threshold, hint, gsd, model)."""
+VEGETATION_HINT = " '--vegetation' paints its tree cover and lawns green, from the aerial."
+"""The warning's hint where the model can paint vegetation and the render does not."""
 
 
 def image_features(image: np.ndarray) -> np.ndarray:

@@ -127,7 +127,7 @@ def test_bundled_card_records_the_training_imagery_and_flags_zurich() -> None:
     sample = raster_sample(inspect_source(area, gsd=card.gsd), card.tile, 16)
     distance = domain_distance(sample_features(sample), record)
     assert distance > record["threshold"] == 2.3
-    text = WARNING.format(distance=distance, threshold=2.3, gsd=card.gsd, model="default")
+    text = WARNING.format(distance=distance, threshold=2.3, hint="", gsd=card.gsd, model="default")
     assert "geo-p2p pairs" in text and "--init default" in text
 
 
@@ -146,8 +146,8 @@ def test_train_option_reaches_the_dataset() -> None:
 def test_the_plan_warns_of_imagery_unlike_the_training_imagery(tmp_path, model_dir) -> None:
     """render's plan measures the input against the card's record: the Lake Zurich example is
     out of the bundled model's domain, said in one warning line after the plan (on stderr
-    beside a JSON plan on stdout) pointing to pairs and train --init; a model whose card has no
-    record measures nothing."""
+    beside a JSON plan on stdout) pointing to --vegetation (unless given), pairs and train
+    --init; a model whose card has no record measures nothing."""
     import json
     import subprocess
     import sys
@@ -159,14 +159,21 @@ def test_the_plan_warns_of_imagery_unlike_the_training_imagery(tmp_path, model_d
     plan = json.loads(done.stdout)
     assert plan["domain_distance"] > plan["domain_threshold"] == 2.3
     assert "Warning: this imagery looks unlike" in done.stderr and "--init default" in done.stderr
+    assert plan["vegetation"] is False and "'--vegetation' paints" in done.stderr
     rendered = subprocess.run(
         [*command, "-o", str(tmp_path / "map.tif")], capture_output=True, text=True
     )
     lines = rendered.stderr.strip().splitlines()
     assert lines[0].startswith("geo-p2p: plan:") and "looks unlike" in lines[1]
+    green = subprocess.run(
+        [*command, "--vegetation", "--dry-run", "--json"], capture_output=True, text=True
+    )
+    assert json.loads(green.stdout)["vegetation"] is True
+    assert "looks unlike" in green.stderr and "--vegetation" not in green.stderr
     other = subprocess.run(
         [*command, "--model", str(model_dir), "--dry-run", "--json"],
         capture_output=True,
         text=True,
     )
     assert json.loads(other.stdout)["domain_distance"] is None and "Warning" not in other.stderr
+    assert json.loads(other.stdout)["vegetation"] is None  # no land and park classes

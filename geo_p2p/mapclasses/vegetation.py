@@ -73,11 +73,14 @@ def vegetation_cover(aerial: np.ndarray, radius: int) -> np.ndarray:
     return counts > VEGETATION_SHARE * size * size
 
 
+def paints_vegetation(palette: Palette | None) -> bool:
+    """Whether ``palette`` has the land and park classes vegetation needs."""
+    return palette is not None and LAND in palette.names and GREEN in palette.names
+
+
 def check_vegetation_palette(palette: Palette | None) -> Palette:
-    """``palette``; a RenderError (a ValueError) unless it has the land and park classes
-    vegetation needs."""
-    names = () if palette is None else palette.names
-    if palette is None or LAND not in names or GREEN not in names:
+    """``palette``; a RenderError (a ValueError) unless it :func:`paints_vegetation`."""
+    if palette is None or not paints_vegetation(palette):
         raise RenderError(
             f"--vegetation needs a model whose card names {LAND!r} and {GREEN!r} map classes",
             "--vegetation",

@@ -23,14 +23,14 @@ from typing import Any
 import shapely
 
 from ..aoi import AreaOfInterest
-from ..domain import WARNING, domain_distance, sample_features
+from ..domain import VEGETATION_HINT, WARNING, domain_distance, sample_features
 from ..errors import RenderError
 from ..files import check_output
 from ..grids import crs_name
 from ..inputs import redact
 from ..mapclasses.outputs import check_class_outputs
 from ..mapclasses.palette import Palette
-from ..mapclasses.vegetation import Vegetation
+from ..mapclasses.vegetation import Vegetation, paints_vegetation
 from ..progress import duration
 from ..raster import Source, inspect_source
 from .adapt import raster_sample
@@ -72,6 +72,8 @@ class RenderPlan:
     """The distance above which the input is out of the model's domain."""
     model: str = "default"
     """The model, as ``geo-p2p train --init`` takes it: "default" or its directory."""
+    vegetation: bool | None = None
+    """Whether vegetation is painted (``--vegetation``); None: the model cannot paint it."""
 
     @property
     def seconds(self) -> float | None:
@@ -95,7 +97,9 @@ class RenderPlan:
         if distance is None or threshold is None or distance <= threshold:
             return []
         gsd = f"{self.gsd:g}" if self.gsd else "M"
-        return [WARNING.format(distance=distance, threshold=threshold, gsd=gsd, model=self.model)]
+        hint = VEGETATION_HINT if self.vegetation is False else ""
+        facts = {"distance": distance, "threshold": threshold, "gsd": gsd, "model": self.model}
+        return [WARNING.format(hint=hint, **facts)]
 
     def log(self) -> None:
         """Log the plan's line, then its warnings."""
@@ -168,6 +172,7 @@ def plan_job(
     area = AreaOfInterest(o.aoi, source) if o.aoi else None
     pixels = None if area is None else area.pixels
     check_job(source, o, layout, pixels)
+    vegetation = Vegetation.at(palette, source.gsd or model_gsd) if o.vegetation else None
     grid = layout.grid(source.height, source.width, pixels)
     parts = regions(grid, o.region_size) if by_regions else strips(grid, strip_width)
     tiles = sum(len(part.tiles) for part in parts)
@@ -191,9 +196,9 @@ def plan_job(
         device=device,
         rate=rate() if estimate else None,
         model=model,
+        vegetation=o.vegetation if paints_vegetation(palette) else None,
         **domain_check(source, imagery, layout.tile),
     )
-    vegetation = Vegetation.at(palette, source.gsd or model_gsd) if o.vegetation else None
     return Job(source, area, grid, parts, plan, vegetation)
 
 
