@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-# A U-Net whose activations are megabytes, five passes in the main thread; then a convolution
+# A U-Net whose activations are megabytes, ten passes in the main thread; then a convolution
 # with an 80 MiB output, six passes in each of two threads one after the other (threads get
 # heaps of at most 64 MiB from glibc). Prints the minor page faults of the main thread's passes
 # and of the second thread's.
@@ -34,7 +34,7 @@ with torch.inference_mode():
     net(x)
     net(x)  # the heap settles in two passes
     before = faults()
-    for _ in range(5):
+    for _ in range(10):
         net(x)
 model = faults() - before
 for _ in range(2):
@@ -58,8 +58,10 @@ def faults(mode: str) -> tuple[int, int]:
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_kept_memory_spares_the_page_faults_of_every_forward_pass() -> None:
     (model, thread), (model_kept, thread_kept) = faults("default"), faults("keep")
-    assert model > 1000  # each pass faults its activations in again
-    assert model_kept * 10 < model
+    assert model > 5000  # each pass faults its activations in again (about 1,000 pages)
+    # All ten passes together fault fewer pages than one pass does by default (what is left is
+    # noise from the rest of the process: 0 to 640 faults seen).
+    assert model_kept < model / 10
     pages = (20 * 16 * 256 * 256 * 4) // 4096  # of one convolution output
     assert thread > 5 * pages  # each pass faults its output in again
     assert thread_kept < pages // 2  # the memory the first thread freed is reused
