@@ -27,11 +27,12 @@ Variants (--variants):
   vegetation     the card's translation with vegetation painted green, as render --vegetation
                  (geo_p2p.mapclasses.vegetation)
   vegetation-ood the same, only where the image's domain distance is over the card's threshold
-                 (--vegetation-window and --vegetation-share try other cover windows: the
-                 render's constants, replaced for this run)
   crisp          the card's translation in render's --style crisp: each pixel takes its map
                  class's colour, speckle voted away over the default window
   crisp-vegetation  both: render --style crisp --vegetation
+
+--vegetation-window and --vegetation-share try other cover windows in the vegetation variants
+(the render's constants, replaced for this run).
 
     python benchmarks/travel.py --model bundled=geo_p2p/weights --variants card adabn-image
 """
@@ -54,7 +55,7 @@ from geo_p2p.card import load_card
 from geo_p2p.domain import domain_distance, match_histograms, match_moments, sample_features
 from geo_p2p.mapclasses import crisp_image, vegetation
 from geo_p2p.mapclasses.crisp import speckle_radius
-from geo_p2p.mapclasses.vegetation import check_vegetation_palette
+from geo_p2p.mapclasses.vegetation import paints_vegetation
 from geo_p2p.metrics import MetricAccumulator
 from geo_p2p.render.adapt import (
     DihedralMean,
@@ -147,14 +148,12 @@ def variant_translate(
 
             return matched_if_unlike
         return lambda image: translator.translate(match(image, image, imagery))
+    if "vegetation" in name and not paints_vegetation(translator.palette):
+        raise SystemExit(f"{name} needs a model whose card names 'land' and 'park' map classes")
     if name.startswith("vegetation"):
         gated = name.endswith("-ood")
         if gated and imagery is None:
             raise SystemExit(f"{name} needs the training imagery record (--imagery or the card)")
-        try:
-            check_vegetation_palette(translator.palette)
-        except ValueError as e:
-            raise SystemExit(str(e)) from e
 
         def greened(image: np.ndarray) -> np.ndarray:
             paint = not gated or unlike_training(image, tile, imagery)

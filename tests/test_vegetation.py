@@ -49,8 +49,9 @@ def test_only_land_under_vegetation_cover_is_painted(land_park_model):
     map_[20] = road
     vegetation = Vegetation(palette, radius=3)  # a 7 x 7 window
     cover = vegetation_cover(aerial, 3)
-    # All of the lawn, and 3 px past its edge (a 7 px square there is 4/7 lawn); no single tree.
-    assert cover[:, :31].all() and not cover[:, 33:].any()
+    # All of the lawn, and 1 px past its edge (a 7 px square there is 3/7 lawn, over 35 %; one
+    # further, 2/7 and a tree or two, under it); no single tree.
+    assert cover[:, :31].all() and cover.any(axis=0).tolist() == [True] * 31 + [False] * 29
     assert vegetation_cover(aerial, 0).tolist() == is_vegetation(aerial).tolist()
     mask = vegetation.mask(aerial, map_)
     assert mask[:20, :31].all() and mask[21:, :31].all() and not mask[20].any()
@@ -60,10 +61,54 @@ def test_only_land_under_vegetation_cover_is_painted(land_park_model):
 
     # The render's tile painter does the same in the generator's range.
     values = u8_to_signed(map_.transpose(2, 0, 1))
-    vegetation.paint_tile(u8_to_signed(aerial.transpose(2, 0, 1)), values)
+    vegetation.paint_tile(u8_to_signed(aerial.transpose(2, 0, 1)), values, np.ones((40, 60), bool))
     assert np.array_equal(signed_to_u8(values).transpose(1, 2, 0), painted)
     # The window is ground metres: 22.5 m is 25 px at 0.9 m, 5 px at 4.5 m.
     assert Vegetation.at(palette, 0.9).radius == 12 and Vegetation.at(palette, 4.5).radius == 2
+
+
+def test_cover_is_judged_over_the_valid_pixels_only():
+    # Valid in the first 20 columns; the no-data beyond is filled (as a render fills it).
+    valid = np.zeros((20, 40), bool)
+    valid[:, :20] = True
+    grey, grass = (120, 120, 120), (60, 130, 50)
+    # Filled with grass colour: without the mask, the fill is cover up to 1 px inside the edge.
+    aerial = np.full((20, 40, 3), grey, np.uint8)
+    aerial[:, 20:] = grass
+    assert vegetation_cover(aerial, 3)[:, 19].all()
+    assert not vegetation_cover(aerial, 3, valid).any()
+    # A 2 px lawn along the edge: 14 of a square's 49 pixels (under 35 %), but 14 of its 28
+    # valid ones (over it).
+    aerial[:, 20:] = grey
+    aerial[:, 18:20] = grass
+    assert not vegetation_cover(aerial, 3)[:, 19].any()
+    cover = vegetation_cover(aerial, 3, valid)
+    assert cover[:, 18:20].all() and not cover[:, 20:].any()
+    # All valid: as without the mask.
+    everywhere = np.ones((20, 40), bool)
+    assert np.array_equal(vegetation_cover(aerial, 3, everywhere), vegetation_cover(aerial, 3))
+
+
+def test_the_window_follows_the_output_resolution(land_park_model, tmp_path):
+    from geo_p2p.render.options import RenderOptions
+    from geo_p2p.webtiles import plan_tiles
+
+    translator = Translator.load(land_park_model, device="cpu")
+
+    def radius(**options) -> int:
+        job = translator.job(CHARLOTTE, RenderOptions.build(None, vegetation=True, **options))
+        return job.vegetation.radius
+
+    # 22.5 m: 22.5 px at Charlotte's 1 m, 11.25 at 2 m, 45 at 0.5 m.
+    assert [radius(resolution=r) for r in ("native", 2.0, 0.5)] == [11, 5, 22]
+    assert radius(resolution=2.0, style="crisp") == 5
+
+    def tiles_radius(zoom: int) -> int:
+        job = plan_tiles(CHARLOTTE, tmp_path / "t", translator, zooms=(zoom, zoom), vegetation=True)
+        return job.vegetation.radius
+
+    # Web tiles: at the max zoom's metres per pixel at Charlotte (35.2 N): 0.49 m at 18, 0.98 at 17.
+    assert tiles_radius(18) == 23 and tiles_radius(17) == 11
 
 
 def test_render_paints_vegetation_and_leaves_every_other_pixel(land_park_model, tmp_path):

@@ -57,20 +57,35 @@ def is_vegetation(aerial: np.ndarray) -> np.ndarray:
     return (excess_green(aerial) > VEGETATION_INDEX) & (aerial[..., 2] <= aerial[..., 0])
 
 
-def vegetation_cover(aerial: np.ndarray, radius: int) -> np.ndarray:
+def vegetation_cover(
+    aerial: np.ndarray, radius: int, valid: np.ndarray | None = None
+) -> np.ndarray:
     """(H, W) bool: the pixels of an (H, W, 3) uint8 RGB image more than
     :data:`VEGETATION_SHARE` of whose ``(2 radius + 1)^2`` square is vegetation, the image
-    reflected at its edges (radius 0: the vegetation pixels themselves)."""
+    reflected at its edges (radius 0: the vegetation pixels themselves). With ``valid`` ((H, W)
+    bool), the share is of the square's valid pixels, and invalid ones are never under cover."""
     vegetation = is_vegetation(aerial)
+    if valid is not None and valid.all():
+        valid = None
+    if valid is not None:
+        vegetation &= valid
     if radius == 0:
         return vegetation
+    counts = _box_sums(vegetation, radius)
+    if valid is None:
+        return counts > VEGETATION_SHARE * (2 * radius + 1) ** 2
+    return valid & (counts > VEGETATION_SHARE * _box_sums(valid, radius))
+
+
+def _box_sums(mask: np.ndarray, radius: int) -> np.ndarray:
+    """(H, W) int64: the True pixels of each ``(2 radius + 1)^2`` square of an (H, W) bool
+    mask, reflected at its edges (an integral image)."""
     size = 2 * radius + 1
-    padded = np.pad(vegetation, radius, mode="reflect").astype(np.int32)
-    table = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1), np.int32)
+    padded = np.pad(mask, radius, mode="reflect").astype(np.int64)
+    table = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1), np.int64)
     table[1:, 1:] = padded.cumsum(axis=0).cumsum(axis=1)
     inner, outer = table[size:], table[:-size]
-    counts = inner[:, size:] - outer[:, size:] - inner[:, :-size] + outer[:, :-size]
-    return counts > VEGETATION_SHARE * size * size
+    return inner[:, size:] - outer[:, size:] - inner[:, :-size] + outer[:, :-size]
 
 
 def paints_vegetation(palette: Palette | None) -> bool:
@@ -102,11 +117,14 @@ class Vegetation:
         window taken as pixels); a RenderError without land and park classes."""
         return cls(check_vegetation_palette(palette), window_radius(VEGETATION_WINDOW_M, gsd))
 
-    def mask(self, aerial: np.ndarray, map_: np.ndarray) -> np.ndarray:
+    def mask(
+        self, aerial: np.ndarray, map_: np.ndarray, valid: np.ndarray | None = None
+    ) -> np.ndarray:
         """(H, W) bool: the pixels of ``map_`` ((H, W, 3) uint8, drawn from ``aerial``, the same
-        shape) that are land in the palette and under vegetation cover in ``aerial``."""
+        shape) that are land in the palette and under vegetation cover in ``aerial`` (judged
+        over its ``valid`` pixels, (H, W) bool, where given)."""
         land = self.palette.classify(map_) == self.palette.index(LAND)
-        return land & vegetation_cover(aerial, self.radius)
+        return land & vegetation_cover(aerial, self.radius, valid)
 
     def paint(self, aerial: np.ndarray, map_: np.ndarray) -> np.ndarray:
         """``map_`` with its :meth:`mask` in the park class's colour (a new array)."""
@@ -114,10 +132,12 @@ class Vegetation:
         out[self.mask(aerial, map_)] = self.palette.colours[self.palette.index(GREEN)]
         return out
 
-    def paint_tile(self, aerial: np.ndarray, values: np.ndarray) -> None:
+    def paint_tile(self, aerial: np.ndarray, values: np.ndarray, valid: np.ndarray) -> None:
         """Paint a translated tile in place, in the generator's range: ``aerial`` (3, T, T) and
-        ``values`` (3, T, T), float32 in [-1, 1] (a render's model input and output)."""
+        ``values`` (3, T, T), float32 in [-1, 1] (a render's model input and output), cover
+        judged over the tile's ``valid`` pixels ((T, T) bool: no-data fill and the mirror
+        beyond the raster left out)."""
         rgb = signed_to_u8(values).transpose(1, 2, 0)
-        mask = self.mask(signed_to_u8(aerial).transpose(1, 2, 0), rgb)
+        mask = self.mask(signed_to_u8(aerial).transpose(1, 2, 0), rgb, valid)
         colour = self.palette.colours[self.palette.index(GREEN)]
         values[:, mask] = (colour.astype(np.float32) / np.float32(127.5) - 1)[:, None]

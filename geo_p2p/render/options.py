@@ -47,8 +47,8 @@ class RenderOptions:
     ("painted", the generator's colours, or "crisp", every pixel its class's colour),
     ``speckle`` (the crisp style's majority window in ground metres; None: the default),
     ``classes`` (also write a class raster there) and ``vectors`` (also write a GeoPackage of
-    class polygons and road centrelines there); ``vegetation`` (paint the trees and grass the
-    model leaves as land in the park class's colour, see :mod:`geo_p2p.mapclasses.vegetation`).
+    class polygons and road centrelines there); ``vegetation`` (paint the tree cover and lawns
+    the model leaves as land in the park class's colour, see :mod:`geo_p2p.mapclasses.vegetation`).
     Guards: ``force`` (accept more than :data:`MAX_UPSAMPLING` times the input's pixels per axis
     from "auto"), ``max_tiles``.
     Layout: ``overlap`` and ``margin`` in pixels (None: the translator's), ``region_size`` (the

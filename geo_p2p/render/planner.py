@@ -172,7 +172,8 @@ def plan_job(
     area = AreaOfInterest(o.aoi, source) if o.aoi else None
     pixels = None if area is None else area.pixels
     check_job(source, o, layout, pixels)
-    vegetation = Vegetation.at(palette, source.gsd or model_gsd) if o.vegetation else None
+    # At the output's ground resolution; an ungeoreferenced render's pixels, as for --speckle.
+    vegetation = Vegetation.at(palette, source.gsd) if o.vegetation else None
     grid = layout.grid(source.height, source.width, pixels)
     parts = regions(grid, o.region_size) if by_regions else strips(grid, strip_width)
     tiles = sum(len(part.tiles) for part in parts)

@@ -63,8 +63,9 @@ def translate_parts(
         outputs = None if y is None else y.float().cpu().numpy()  # any memory layout
         if vegetation is not None and outputs is not None and batch.inputs is not None:
             inputs = batch.inputs.numpy()
-            for k in range(len(outputs)):
-                vegetation.paint_tile(inputs[k], outputs[k])
+            valids = [valid for _, _, valid in batch.tiles if valid is not None]
+            for k, valid in enumerate(valids):
+                vegetation.paint_tile(inputs[k], outputs[k], valid)
         k = 0
         for key, tile, valid in batch.tiles:
             if valid is None:
