@@ -357,7 +357,12 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
         if not config.command:
             config.command = " ".join(["geo-p2p", *sys.argv[1:]])
         checkpoint = Path(resume) / CHECKPOINT if resume is not None else None
-        return Trainer(config, checkpoint).fit()
+        model = Trainer(config, checkpoint).fit()
+        if dist.is_initialized():
+            # Rank 0 writes the model after the last step: the others wait for it before any
+            # closes its connections, which gloo may answer by aborting a peer (seen once in CI).
+            dist.barrier()
+        return model
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
