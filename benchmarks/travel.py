@@ -27,6 +27,7 @@ Variants (--variants):
   vegetation     the card's translation with vegetation painted green, as render --vegetation
                  (geo_p2p.mapclasses.vegetation)
   vegetation-ood the same, only where the image's domain distance is over the card's threshold
+                 (what render does by default)
   crisp          the card's translation in render's --style crisp: each pixel takes its map
                  class's colour, speckle voted away over the default window
   crisp-vegetation  both: render --style crisp --vegetation

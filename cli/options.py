@@ -251,13 +251,14 @@ speckle = click.option(
     f"[{DEFAULT_SPECKLE_M:g}, measured on held-out pairs; 0: none].",
 )
 vegetation = click.option(
-    "--vegetation",
-    is_flag=True,
+    "--vegetation/--no-vegetation",
+    default=None,
     help="Paint the tree cover and lawns that the model leaves as land in the park colour, "
     "found in the aerial: land where more than 35 % of the 22.5 m square around a pixel is "
     "vegetation (excess green, no bluer than red). For imagery outside New York, whose maps mark "
     "far more green than the training's: README's class reading of Moscow 0.145 -> 0.197, of "
-    "New York 0.548 -> 0.489.",
+    "New York 0.548 -> 0.489. [default: where the input looks unlike the model's training "
+    "imagery (the plan's out-of-domain warning) and the model has land and park classes]",
 )
 classes = click.option(
     "--classes",

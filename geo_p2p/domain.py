@@ -41,6 +41,17 @@ WARNING = (
 """The out-of-domain warning (``str.format`` fields: distance, threshold, hint, gsd, model)."""
 VEGETATION_HINT = " '--vegetation' paints its tree cover and lawns green, from the aerial."
 """The warning's hint where the model can paint vegetation and the render does not."""
+VEGETATION_PAINTED = (
+    " Its tree cover and lawns are painted green, from the aerial ('--no-vegetation': as the "
+    "model draws them)."
+)
+"""The warning's note where the render paints vegetation."""
+
+
+def out_of_domain(distance: float | None, threshold: float | None) -> bool:
+    """Whether an input at ``distance`` from the training imagery is over ``threshold`` (False
+    where either is unknown)."""
+    return distance is not None and threshold is not None and distance > threshold
 
 
 def image_features(image: np.ndarray) -> np.ndarray:

@@ -92,6 +92,7 @@ def render_regions(
             "overlap": layout.overlap,
             "margin": layout.margin,
             **options.changing_output(area),
+            "vegetation": None if job.vegetation is None else job.vegetation.radius,
         }
         journal = Journal(dst, fingerprint(src, translator.module, settings), len(job.parts))
     writer = GeoTIFFWriter(dst, job.source, options, journal, translator.palette)

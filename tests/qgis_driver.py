@@ -134,7 +134,7 @@ def crisp(spec: dict) -> dict:
         "OUTPUT": str(out / "map.tif"),
         "CLASSES": str(out / "classes.tif"),
         "STYLE": 1,
-        "VEGETATION": True,
+        "VEGETATION": 1,  # always
         "BATCH_SIZE": 1,
     }
     feedback = Feedback()

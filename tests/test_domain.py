@@ -146,8 +146,9 @@ def test_train_option_reaches_the_dataset() -> None:
 def test_the_plan_warns_of_imagery_unlike_the_training_imagery(tmp_path, model_dir) -> None:
     """render's plan measures the input against the card's record: the Lake Zurich example is
     out of the bundled model's domain, said in one warning line after the plan (on stderr
-    beside a JSON plan on stdout) pointing to --vegetation (unless given), pairs and train
-    --init; a model whose card has no record measures nothing."""
+    beside a JSON plan on stdout) pointing to pairs and train --init; out of its domain the
+    render paints vegetation by default, and the warning says so (or, with --no-vegetation,
+    points to --vegetation); a model whose card has no record measures nothing."""
     import json
     import subprocess
     import sys
@@ -159,7 +160,7 @@ def test_the_plan_warns_of_imagery_unlike_the_training_imagery(tmp_path, model_d
     plan = json.loads(done.stdout)
     assert plan["domain_distance"] > plan["domain_threshold"] == 2.3
     assert "Warning: this imagery looks unlike" in done.stderr and "--init default" in done.stderr
-    assert plan["vegetation"] is False and "'--vegetation' paints" in done.stderr
+    assert plan["vegetation"] is True and "lawns are painted green" in done.stderr
     rendered = subprocess.run(
         [*command, "-o", str(tmp_path / "map.tif")], capture_output=True, text=True
     )
@@ -168,8 +169,12 @@ def test_the_plan_warns_of_imagery_unlike_the_training_imagery(tmp_path, model_d
     green = subprocess.run(
         [*command, "--vegetation", "--dry-run", "--json"], capture_output=True, text=True
     )
-    assert json.loads(green.stdout)["vegetation"] is True
-    assert "looks unlike" in green.stderr and "--vegetation" not in green.stderr
+    assert json.loads(green.stdout)["vegetation"] is True and "painted green" in green.stderr
+    plain = subprocess.run(
+        [*command, "--no-vegetation", "--dry-run", "--json"], capture_output=True, text=True
+    )
+    assert json.loads(plain.stdout)["vegetation"] is False
+    assert "looks unlike" in plain.stderr and "'--vegetation' paints" in plain.stderr
     other = subprocess.run(
         [*command, "--model", str(model_dir), "--dry-run", "--json"],
         capture_output=True,
@@ -177,3 +182,37 @@ def test_the_plan_warns_of_imagery_unlike_the_training_imagery(tmp_path, model_d
     )
     assert json.loads(other.stdout)["domain_distance"] is None and "Warning" not in other.stderr
     assert json.loads(other.stdout)["vegetation"] is None  # no land and park classes
+
+
+def test_vegetation_by_default_only_out_of_the_models_domain(tmp_path) -> None:
+    """A New York aerial of the maps pairs (in the bundled model's domain) is rendered and
+    tiled as the model draws it; the Lake Zurich example is painted, unless --no-vegetation."""
+    from rasterio.transform import from_origin
+
+    from geo_p2p import Translator
+    from geo_p2p.render.options import RenderOptions
+    from geo_p2p.webtiles import plan_tiles
+
+    examples = Path(__file__).parents[1] / "examples"
+    aerial = np.asarray(Image.open(examples / "pairs" / "val" / "1.jpg"))[:, :600]
+    newyork = tmp_path / "newyork.tif"
+    profile = {"driver": "GTiff", "width": 600, "height": 600, "count": 3, "dtype": "uint8"}
+    transform = from_origin(-8236000.0, 4975000.0, 0.9, 0.9)  # Manhattan, Web Mercator
+    with rasterio.open(newyork, "w", crs="EPSG:3857", transform=transform, **profile) as ds:
+        ds.write(aerial.transpose(2, 0, 1))
+    translator = Translator.load(device="cpu")
+
+    def plan(src: Path, **options):
+        return translator.job(src, RenderOptions.build(None, **options)).plan
+
+    inside = plan(newyork)
+    assert inside.domain_distance < inside.domain_threshold and inside.vegetation is False
+    assert not inside.warnings()
+    assert plan(newyork, vegetation=True).vegetation is True
+    area = examples / "area.tif"
+    assert plan(area).vegetation is True and plan(area, vegetation=False).vegetation is False
+
+    def tiles(src: Path, **options) -> bool:
+        return plan_tiles(src, tmp_path / "tiles", translator, **options).plan.vegetation
+
+    assert tiles(area) and not tiles(area, vegetation=False) and not tiles(newyork)

@@ -10,7 +10,9 @@ pixel is under vegetation cover where more than :data:`VEGETATION_SHARE` of the
 :data:`VEGETATION_WINDOW_M` square about it is vegetation; where the map there is of the
 palette's land class, it takes the park class's colour. A render paints tile by tile before the
 overlaps are blended, each tile's window reflected at its edges, which its margin and the
-blend hide (no seams measured: README, "Vegetation from the aerial").
+blend hide (no seams measured: README, "Vegetation from the aerial"). Renders and web tiles
+paint vegetation by default where the input is out of the model's domain
+(:func:`geo_p2p.domain.out_of_domain`, decided once per job by the planner).
 """
 
 from __future__ import annotations

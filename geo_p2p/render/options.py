@@ -48,7 +48,8 @@ class RenderOptions:
     ``speckle`` (the crisp style's majority window in ground metres; None: the default),
     ``classes`` (also write a class raster there) and ``vectors`` (also write a GeoPackage of
     class polygons and road centrelines there); ``vegetation`` (paint the tree cover and lawns
-    the model leaves as land in the park class's colour, see :mod:`geo_p2p.mapclasses.vegetation`).
+    the model leaves as land in the park class's colour, see :mod:`geo_p2p.mapclasses.vegetation`;
+    None: where the input is out of the model's domain and the model can).
     Guards: ``force`` (accept more than :data:`MAX_UPSAMPLING` times the input's pixels per axis
     from "auto"), ``max_tiles``.
     Layout: ``overlap`` and ``margin`` in pixels (None: the translator's), ``region_size`` (the
@@ -69,7 +70,7 @@ class RenderOptions:
     speckle: float | None = None
     classes: Path | None = None
     vectors: Path | None = None
-    vegetation: bool = False
+    vegetation: bool | None = None
     force: bool = False
     max_tiles: int = DEFAULT_MAX_TILES
     overlap: int | None = None
@@ -101,14 +102,14 @@ class RenderOptions:
 
     def changing_output(self, area_wkt: str | None) -> dict[str, object]:
         """The options that change the output's pixels or file, for the resume fingerprint;
-        the area of interest as the polygon it became on the output grid (``area_wkt``)."""
+        the area of interest as the polygon it became on the output grid (``area_wkt``). The
+        plan's vegetation, decided from the input, is the caller's to add."""
         return {
             "bands": self.bands,
             "scale": self.scale,
             "resolution": self.resolution,
             "aoi": area_wkt,
             "alpha": self.alpha,
-            "vegetation": self.vegetation,
             "cog": self.cog,
             "creation_options": dict(self.creation_options),
             "region_size": self.region_size,

@@ -23,7 +23,14 @@ from typing import Any
 import shapely
 
 from ..aoi import AreaOfInterest
-from ..domain import VEGETATION_HINT, WARNING, domain_distance, sample_features
+from ..domain import (
+    VEGETATION_HINT,
+    VEGETATION_PAINTED,
+    WARNING,
+    domain_distance,
+    out_of_domain,
+    sample_features,
+)
 from ..errors import RenderError
 from ..files import check_output
 from ..grids import crs_name
@@ -73,7 +80,8 @@ class RenderPlan:
     model: str = "default"
     """The model, as ``geo-p2p train --init`` takes it: "default" or its directory."""
     vegetation: bool | None = None
-    """Whether vegetation is painted (``--vegetation``); None: the model cannot paint it."""
+    """Whether vegetation is painted (``--vegetation``, or by default where the input is out of
+    the model's domain); None: the model cannot paint it."""
 
     @property
     def seconds(self) -> float | None:
@@ -94,10 +102,10 @@ class RenderPlan:
     def warnings(self) -> list[str]:
         """What the user should know before the render: an input out of the model's domain."""
         distance, threshold = self.domain_distance, self.domain_threshold
-        if distance is None or threshold is None or distance <= threshold:
+        if not out_of_domain(distance, threshold):
             return []
         gsd = f"{self.gsd:g}" if self.gsd else "M"
-        hint = VEGETATION_HINT if self.vegetation is False else ""
+        hint = {True: VEGETATION_PAINTED, False: VEGETATION_HINT, None: ""}[self.vegetation]
         facts = {"distance": distance, "threshold": threshold, "gsd": gsd, "model": self.model}
         return [WARNING.format(hint=hint, **facts)]
 
@@ -173,12 +181,16 @@ def plan_job(
     pixels = None if area is None else area.pixels
     check_job(source, o, layout, pixels)
     # At the output's ground resolution; an ungeoreferenced render's pixels, as for --speckle.
-    vegetation = Vegetation.at(palette, source.gsd) if o.vegetation else None
+    vegetation = Vegetation.at(palette, source.gsd) if o.vegetation else None  # refused early
     grid = layout.grid(source.height, source.width, pixels)
     parts = regions(grid, o.region_size) if by_regions else strips(grid, strip_width)
     tiles = sum(len(part.tiles) for part in parts)
     if estimate is None:
         estimate = tiles > SMALL_JOB_TILES
+    domain = domain_check(source, imagery, layout.tile)
+    unlike = out_of_domain(domain.get("domain_distance"), domain.get("domain_threshold"))
+    if o.vegetation is None and unlike and paints_vegetation(palette):
+        vegetation = Vegetation.at(palette, source.gsd)
     resampled = source.resampling and f"resampled ({source.resampling.name})"
     overview = source.overview()
     if resampled and overview is not None and source.input_gsd is not None:
@@ -197,8 +209,8 @@ def plan_job(
         device=device,
         rate=rate() if estimate else None,
         model=model,
-        vegetation=o.vegetation if paints_vegetation(palette) else None,
-        **domain_check(source, imagery, layout.tile),
+        vegetation=vegetation is not None if paints_vegetation(palette) else None,
+        **domain,
     )
     return Job(source, area, grid, parts, plan, vegetation)
 

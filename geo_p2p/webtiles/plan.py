@@ -11,15 +11,16 @@ from typing import Any
 import torch
 
 from ..aoi import AreaOfInterest
+from ..domain import out_of_domain
 from ..errors import RenderError
 from ..mapclasses.crisp import speckle_radius
 from ..mapclasses.palette import Palette
-from ..mapclasses.vegetation import Vegetation
+from ..mapclasses.vegetation import Vegetation, paints_vegetation
 from ..progress import duration
 from ..raster import Source, inspect_source, require_georeferencing
 from ..render.engine import SMALL_JOB_TILES
 from ..render.options import DEFAULT_MAX_TILES, MAX_UPSAMPLING, Style, check_map_style
-from ..render.planner import grid_tiles
+from ..render.planner import domain_check, grid_tiles
 from ..render.translator import Translator
 from ..run.journal import fingerprint
 from .codec import check_format
@@ -60,7 +61,7 @@ class TilesOptions:
     aoi: str | None = None
     style: Style = "painted"
     speckle: float | None = None
-    vegetation: bool = False
+    vegetation: bool | None = None
     with_input: bool | None = None
     attribution: str = DEFAULT_ATTRIBUTION
     overwrite: bool = False
@@ -90,6 +91,9 @@ class TilePlan:
     model_tiles: int
     seconds: float | None
     """Estimated model time (None: not measured, for jobs too small to be worth it)."""
+    vegetation: bool = False
+    """Whether vegetation is painted (``--vegetation``, or by default where the input is out of
+    the model's domain)."""
 
     @property
     def total(self) -> int:
@@ -104,10 +108,11 @@ class TilePlan:
         layers = f" x {self.layers} layers (map, input)" if self.layers > 1 else ""
         done = f", {self.done} done" if self.done else ""
         estimate = "no estimate" if self.seconds is None else f"about {duration(self.seconds)}"
+        green = "; vegetation painted from the aerial" if self.vegetation else ""
         return (
             f"zooms {self.zooms[0]}-{self.zooms[1]} ({self.zoom_reason}); tiles per zoom "
             f"{per_zoom}{layers} = {self.total}{done}; {self.model_tiles} model tiles at zoom "
-            f"{self.zooms[1]}, {estimate} of model time"
+            f"{self.zooms[1]}, {estimate} of model time{green}"
         )
 
 
@@ -197,14 +202,25 @@ def plan_tiles(
     if o.style == "crisp":
         crisp = _crisp(translator, o, source.ground_resolution())
         settings.update(style=o.style, speckle=crisp[1], palette=crisp[0].as_card())
-    vegetation = _vegetation(translator, source.ground_resolution()) if o.vegetation else None
+    paint = o.vegetation if o.vegetation is not None else _unlike_training(translator, source)
+    vegetation = _vegetation(translator, source.ground_resolution()) if paint else None
     if vegetation is not None:
         settings.update(vegetation=vegetation.radius, palette=vegetation.palette.as_card())
     stamp = fingerprint(src, None if translator is None else translator.module, settings)
-    plan = TilePlan(zooms, reason, counts, 2 if with_input else 1, 0, model_tiles, seconds)
+    layers = 2 if with_input else 1
+    plan = TilePlan(zooms, reason, counts, layers, 0, model_tiles, seconds, vegetation is not None)
     area = area_on(native_area, native, source) if native_area else None
     job = (str(src), dst, o, bounds, ranges, source, area, with_input, stamp, plan, crisp)
     return TilesJob(*job, vegetation)
+
+
+def _unlike_training(translator: Translator | None, source: Source) -> bool:
+    """Whether the model can paint vegetation and ``source`` is out of its domain (the
+    render's default for ``--vegetation``)."""
+    if translator is None or not paints_vegetation(translator.palette):
+        return False
+    domain = domain_check(source, translator.imagery, translator.tile)
+    return out_of_domain(domain.get("domain_distance"), domain.get("domain_threshold"))
 
 
 def _vegetation(translator: Translator | None, gsd: float) -> Vegetation:

@@ -43,6 +43,12 @@ RESOLUTIONS = ["auto (the model's ground resolution)", "native (the input's grid
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 STYLES = ["painted (the generator's colours)", "crisp (each pixel its map class's colour)"]
+VEGETATION = [
+    "where the imagery looks unlike the model's training imagery",
+    "always",
+    "never",
+]
+"""The choices of VEGETATION: the command's default, --vegetation, --no-vegetation."""
 FORMATS = ["png", "webp", "jpeg"]
 
 
@@ -125,10 +131,11 @@ class GeoP2PAlgorithm(QgsProcessingAlgorithm):
     def add_style(self) -> None:
         self.addParameter(QgsProcessingParameterEnum("STYLE", "Map style", STYLES, defaultValue=0))
         self.addParameter(
-            QgsProcessingParameterBoolean(
+            QgsProcessingParameterEnum(
                 "VEGETATION",
-                "Paint tree cover and lawns green, from the aerial (for imagery outside New York)",
-                False,
+                "Paint tree cover and lawns green, from the aerial",
+                VEGETATION,
+                defaultValue=0,
             )
         )
 
@@ -136,8 +143,8 @@ class GeoP2PAlgorithm(QgsProcessingAlgorithm):
         return ["--style", ("painted", "crisp")[self.parameterAsEnum(parameters, "STYLE", context)]]
 
     def vegetation_args(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
-        asked = self.parameterAsBoolean(parameters, "VEGETATION", context)
-        return ["--vegetation"] if asked else []
+        choice = self.parameterAsEnum(parameters, "VEGETATION", context)
+        return [[], ["--vegetation"], ["--no-vegetation"]][choice]
 
     def add_extra(self) -> None:
         self.addParameter(
