@@ -43,7 +43,7 @@ def child(mode: str, src: str, dst: str, model: str, region_size: int) -> None:
     from geo_p2p.regions import ModelSpec, regions, render_regions
 
     spec = ModelSpec(model, device="cpu")
-    options = {"resolution": "native", "progress": False}
+    options = {"resolution": "native", "vegetation": False, "progress": False}
     if mode == "single process":
         summary = spec.load().render(src, dst, **options)
         count = len(regions(spec.load().grid(*_shape(src)), region_size))

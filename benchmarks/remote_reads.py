@@ -82,6 +82,7 @@ def main() -> None:
                             server.url("scene.tif"),
                             Path(folder) / "out.tif",
                             resolution="native",
+                            vegetation=False,
                             overwrite=True,
                             **options,
                         )
@@ -108,7 +109,10 @@ def coarser(folder: Path, translator: Translator, size: int) -> None:
         with RangeServer(folder) as server:
             tick = time.perf_counter()
             plan = translator.plan(server.url("scene.tif"))
-            summary = translator.render(server.url("scene.tif"), folder / "out.tif", overwrite=True)
+            out = folder / "out.tif"
+            summary = translator.render(
+                server.url("scene.tif"), out, vegetation=False, overwrite=True
+            )
             seconds = time.perf_counter() - tick
             sent, requests = server.body_bytes(), len(server.requests())
         assert summary.fetched is not None

@@ -79,7 +79,7 @@ def child(src: str, dst: str, model: str) -> None:
         set_inference_stats(net, "tile")  # as the bundled model
         translator = Translator(net, tile=256, batch_size=8, device="cpu")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    summary = translator.render(src, dst, resolution="native", progress=False)
+    summary = translator.render(src, dst, resolution="native", vegetation=False, progress=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(

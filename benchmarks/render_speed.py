@@ -225,7 +225,7 @@ def main() -> None:
                 if args.vegetation:
                     painted = t.render(src, tmp / "green.tif", vegetation=True, **render)
                     green = min(green, painted.seconds)
-                summary = t.render(src, dst, **render)
+                summary = t.render(src, dst, vegetation=False, **render)
                 seconds = min(seconds, summary.seconds)
             rate = summary.tiles / seconds
             print(

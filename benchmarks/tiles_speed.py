@@ -80,15 +80,16 @@ def main() -> None:
             left = -CIRCUMFERENCE / 2 + (t.c + CIRCUMFERENCE / 2) // span * span
             top = CIRCUMFERENCE / 2 - (CIRCUMFERENCE / 2 - t.f) // span * span
             ds.transform = Affine(t.a, 0, left, 0, t.e, top)
+        quiet = {"overwrite": True, "progress": False}  # the generator alone: no vegetation
         runs = {
             "render (GeoTIFF)": lambda: translator.render(
-                raster, folder / "map.tif", resolution="native", overwrite=True, progress=False
+                raster, folder / "map.tif", resolution="native", vegetation=False, **quiet
             ),
             "tiles, MBTiles": lambda: make_tiles(
-                raster, folder / "map.mbtiles", translator, overwrite=True, progress=False
+                raster, folder / "map.mbtiles", translator, vegetation=False, **quiet
             ),
             "tiles, folder + input layer": lambda: make_tiles(
-                raster, folder / "web", translator, overwrite=True, progress=False
+                raster, folder / "web", translator, vegetation=False, **quiet
             ),
             "tiles --map (no model), MBTiles": lambda: make_tiles(
                 folder / "map.tif", folder / "copy.mbtiles", overwrite=True, progress=False

@@ -127,7 +127,7 @@ def main() -> None:
     if args.onnx is None:
         geo_p2p(args.geo_p2p, "export", "--for", "deepness", "-o", str(model))
     reference_path = args.out / "reference.tif"
-    native = ["--resolution", "native"]
+    native = ["--resolution", "native", "--no-vegetation"]  # the bare generator, as exported
     geo_p2p(args.geo_p2p, "render", str(args.input), "-o", str(reference_path), *native)
 
     app = start_qgis(args.out / "qgis")  # noqa: F841 - kept alive until the end

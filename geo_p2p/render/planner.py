@@ -138,7 +138,8 @@ class Job:
     parts: list[Strip]
     plan: RenderPlan | None = None
     vegetation: Vegetation | None = None
-    """How vegetation is painted (``--vegetation``), or None."""
+    """How vegetation is painted (``--vegetation``, or by default out of the model's domain),
+    or None."""
 
 
 def plan_job(

@@ -189,7 +189,7 @@ class Translator:
         ``valid`` (H, W) bool marks the pixels to translate (default: all); others come out 0.
         ``vegetation``: paint vegetation as ``render --vegetation`` does, the image taken to be
         at the model's ground resolution (ValueError without a palette of land and park
-        classes).
+        classes); unlike render, never by default, whatever the image.
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")

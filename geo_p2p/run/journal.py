@@ -20,7 +20,7 @@ from ..errors import RenderError
 from ..files import atomic_write_bytes
 from ..inputs import input_identity
 
-JOURNAL_VERSION = 2
+JOURNAL_VERSION = 3
 
 
 def module_digest(module: torch.nn.Module) -> str:

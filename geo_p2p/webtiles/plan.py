@@ -138,7 +138,8 @@ class TilesJob:
     crisp: tuple[Palette, int] | None
     """The map's palette and the majority window's radius, for the crisp style."""
     vegetation: Vegetation | None
-    """How vegetation is painted (``--vegetation``), or None."""
+    """How vegetation is painted (``--vegetation``, or by default out of the model's domain),
+    or None."""
 
 
 def identity_translator(batch_size: int = 8) -> Translator:
