@@ -216,3 +216,23 @@ def test_vegetation_by_default_only_out_of_the_models_domain(tmp_path) -> None:
         return plan_tiles(src, tmp_path / "tiles", translator, **options).plan.vegetation
 
     assert tiles(area) and not tiles(area, vegetation=False) and not tiles(newyork)
+
+
+def test_the_default_render_of_an_out_of_domain_input_is_painted(tmp_path) -> None:
+    """examples/area.tif, out of domain: the default render's pixels are --vegetation's, and
+    differ from --no-vegetation's where it is painted park."""
+    from geo_p2p import Translator
+
+    area = Path(__file__).parents[1] / "examples" / "area.tif"
+    translator = Translator.load(device="cpu")
+    maps = {}
+    for name, vegetation in (("default", None), ("always", True), ("never", False)):
+        translator.render(area, tmp_path / f"{name}.tif", vegetation=vegetation, progress=False)
+        with rasterio.open(tmp_path / f"{name}.tif") as ds:
+            maps[name] = ds.read()
+    assert np.array_equal(maps["default"], maps["always"])
+    changed = (maps["default"] != maps["never"]).any(axis=0)
+    assert changed.mean() > 0.01
+    # Park, but where overlapping tiles judged the cover differently and were blended.
+    classes = translator.palette.classify(maps["default"].transpose(1, 2, 0))
+    assert (classes[changed] == translator.palette.index("park")).mean() > 0.8
