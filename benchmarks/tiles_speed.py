@@ -80,7 +80,8 @@ def main() -> None:
             left = -CIRCUMFERENCE / 2 + (t.c + CIRCUMFERENCE / 2) // span * span
             top = CIRCUMFERENCE / 2 - (CIRCUMFERENCE / 2 - t.f) // span * span
             ds.transform = Affine(t.a, 0, left, 0, t.e, top)
-        quiet = {"overwrite": True, "progress": False}  # the generator alone: no vegetation
+        quiet = {"overwrite": True, "progress": False}
+        # The generator alone (vegetation=False): no painting, whatever the imagery.
         runs = {
             "render (GeoTIFF)": lambda: translator.render(
                 raster, folder / "map.tif", resolution="native", vegetation=False, **quiet

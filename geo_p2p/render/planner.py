@@ -37,7 +37,7 @@ from ..grids import crs_name
 from ..inputs import redact
 from ..mapclasses.outputs import check_class_outputs
 from ..mapclasses.palette import Palette
-from ..mapclasses.vegetation import Vegetation, paints_vegetation
+from ..mapclasses.vegetation import Vegetation, check_vegetation_palette, paints_vegetation
 from ..progress import duration
 from ..raster import Source, inspect_source
 from .adapt import raster_sample
@@ -181,8 +181,8 @@ def plan_job(
     area = AreaOfInterest(o.aoi, source) if o.aoi else None
     pixels = None if area is None else area.pixels
     check_job(source, o, layout, pixels)
-    # At the output's ground resolution; an ungeoreferenced render's pixels, as for --speckle.
-    vegetation = Vegetation.at(palette, source.gsd) if o.vegetation else None  # refused early
+    if o.vegetation:
+        check_vegetation_palette(palette)  # refused before the domain's sample is read
     grid = layout.grid(source.height, source.width, pixels)
     parts = regions(grid, o.region_size) if by_regions else strips(grid, strip_width)
     tiles = sum(len(part.tiles) for part in parts)
@@ -190,8 +190,9 @@ def plan_job(
         estimate = tiles > SMALL_JOB_TILES
     domain = domain_check(source, imagery, layout.tile)
     unlike = out_of_domain(domain.get("domain_distance"), domain.get("domain_threshold"))
-    if o.vegetation is None and unlike and paints_vegetation(palette):
-        vegetation = Vegetation.at(palette, source.gsd)
+    paint = o.vegetation if o.vegetation is not None else unlike and paints_vegetation(palette)
+    # At the output's ground resolution; an ungeoreferenced render's pixels, as for --speckle.
+    vegetation = Vegetation.at(palette, source.gsd) if paint else None
     resampled = source.resampling and f"resampled ({source.resampling.name})"
     overview = source.overview()
     if resampled and overview is not None and source.input_gsd is not None:
