@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from ..aoi import AreaOfInterest
-from ..domain import out_of_domain
 from ..errors import RenderError
 from ..mapclasses.crisp import speckle_radius
 from ..mapclasses.palette import Palette
@@ -220,8 +219,7 @@ def _unlike_training(translator: Translator | None, source: Source) -> bool:
     render's default for ``--vegetation``)."""
     if translator is None or not paints_vegetation(translator.palette):
         return False
-    domain = domain_check(source, translator.imagery, translator.tile)
-    return out_of_domain(domain.get("domain_distance"), domain.get("domain_threshold"))
+    return domain_check(source, translator.imagery, translator.tile).unlike
 
 
 def _vegetation(translator: Translator | None, gsd: float) -> Vegetation:
