@@ -264,8 +264,8 @@ vegetation = click.option(
     "far more green than the training's: README's class reading of Moscow 0.145 -> 0.197, of "
     "New York 0.548 -> 0.489, when always painted. [default: where the input looks unlike the "
     "model's training imagery (its colour and texture distance from the card's record, as in "
-    "render's out-of-domain warning) and the model has land and park classes: Moscow 0.169, "
-    "New York unchanged]",
+    "the plan's out-of-domain warning) and the model has land and park classes: Moscow 0.169, "
+    "New York unchanged; decided per raster, so give it for mosaics and batches]",
 )
 classes = click.option(
     "--classes",
