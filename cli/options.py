@@ -1,5 +1,6 @@
-"""The registry of the options the subcommands share, their callbacks, and the one way every
-command reports bad input (as ``rio``'s options module serves all of its commands).
+"""The registry of the options the subcommands share, their callbacks, the one way every
+command prints a dry run's plan and reports bad input (as ``rio``'s options module serves all
+of its commands).
 
 Each option is defined once here; a command takes it by name (``@options.bands``). Options whose
 help differs by command (``-o/--output``, ``--batch-size``) are factories with one definition of
@@ -10,16 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import math
 import signal
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from geo_p2p.mapclasses.crisp import DEFAULT_SPECKLE_M
 from geo_p2p.render.options import STYLES
+
+if TYPE_CHECKING:
+    from geo_p2p.render.planner import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 Decorator = Callable[[F], F]
@@ -259,8 +264,8 @@ vegetation = click.option(
     "far more green than the training's: README's class reading of Moscow 0.145 -> 0.197, of "
     "New York 0.548 -> 0.489, when always painted. [default: where the input looks unlike the "
     "model's training imagery (its colour and texture distance from the card's record, as in "
-    "render's out-of-domain warning) and the model has land and park classes: Moscow 0.169, "
-    "New York unchanged]",
+    "the plan's out-of-domain warning) and the model has land and park classes: Moscow 0.169, "
+    "New York unchanged; decided per raster, so give it for mosaics and batches]",
 )
 classes = click.option(
     "--classes",
@@ -318,6 +323,13 @@ def check_dry_run(dry_run: bool, as_json: bool) -> None:
     """Refuse ``--json`` without ``--dry-run``."""
     if as_json and not dry_run:
         raise click.BadParameter("--json goes with --dry-run", param_hint="--json")
+
+
+def echo_plan(plan: Plan, as_json: bool) -> None:
+    """Print a ``--dry-run``'s plan (its line, or JSON), then its warnings on stderr."""
+    click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
+    for warning in plan.warnings():
+        click.echo(f"Warning: {warning}", err=True)
 
 
 # Errors, interruption and the libraries' log lines: the same for every command.

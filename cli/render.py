@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -133,10 +132,7 @@ def render(
     region_backend = "torch" if backend == "auto" else backend
     spec = ModelSpec(model, batch_size, device, precision, torch_compile, region_backend)
     if dry_run:
-        plan = spec.load(backend=backend).plan(input, render_options)
-        click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
-        for warning in plan.warnings():
-            click.echo(f"Warning: {warning}", err=True)
+        o.echo_plan(spec.load(backend=backend).plan(input, render_options), as_json)
     elif scheduler is not None or workers is not None:
         if scheduler is not None and workers is not None:
             raise o.InputError("give --scheduler or --workers, not both")

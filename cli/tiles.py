@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +115,6 @@ def tiles(
             path, batch_size=batch_size, device=device, precision=precision
         )
     if dry_run:
-        plan = plan_tiles(input, output, translator, tiles_options).plan
-        click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else plan.line())
+        o.echo_plan(plan_tiles(input, output, translator, tiles_options).plan, as_json)
     else:
         make_tiles(input, output, translator, tiles_options, resume=resume)

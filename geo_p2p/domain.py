@@ -5,7 +5,8 @@ from them (the out-of-domain warning), and colour normalisation towards them.
 a JSON-able record for the model card (``training["imagery"]``): per-band moments and
 quantiles of all pixels, and the mean and spread over images of a few per-image features
 (:data:`FEATURES`). :func:`domain_distance` scores an input against it: the root mean square
-of the input's feature z-scores. :func:`match_moments` and :func:`match_histograms` move an
+of the input's feature z-scores, and :func:`domain_warnings` words the warning for one over the
+card's threshold. :func:`match_moments` and :func:`match_histograms` move an
 input's colours towards the training's.
 """
 
@@ -52,6 +53,23 @@ def out_of_domain(distance: float | None, threshold: float | None) -> bool:
     """Whether an input at ``distance`` from the training imagery is over ``threshold`` (False
     where either is unknown)."""
     return distance is not None and threshold is not None and distance > threshold
+
+
+def domain_warnings(
+    distance: float | None,
+    threshold: float | None,
+    vegetation: bool | None,
+    gsd: float | None,
+    model: str,
+) -> list[str]:
+    """The :data:`WARNING` of an input at ``distance`` over ``threshold``, or none: its hint
+    says whether ``vegetation`` is painted (None: the model cannot paint it), its advice cuts
+    pairs at ``gsd`` metres per pixel to fine-tune ``model`` (as ``train --init`` takes it)."""
+    if not out_of_domain(distance, threshold):
+        return []
+    hint = {True: VEGETATION_PAINTED, False: VEGETATION_HINT, None: ""}[vegetation]
+    facts = {"distance": distance, "threshold": threshold, "model": model}
+    return [WARNING.format(hint=hint, gsd=f"{gsd:g}" if gsd else "M", **facts)]
 
 
 def image_features(image: np.ndarray) -> np.ndarray:

@@ -3,6 +3,8 @@ the domain randomisation of training inputs."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ from geo_p2p.domain import (
 )
 from geo_p2p.train.data import Augment, PairDataset
 from geo_p2p.train.randomise import randomise
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 def charlotte() -> np.ndarray:
@@ -184,22 +188,27 @@ def test_the_plan_warns_of_imagery_unlike_the_training_imagery(tmp_path, model_d
     assert json.loads(other.stdout)["vegetation"] is None  # no land and park classes
 
 
+def newyork_tif(path: Path) -> Path:
+    """A New York aerial of the maps pairs (in the bundled model's domain) as a GeoTIFF at
+    ``path``: 600 x 600 px at 0.9 m in Web Mercator, in Manhattan."""
+    from rasterio.transform import from_origin
+
+    aerial = np.asarray(Image.open(EXAMPLES / "pairs" / "val" / "1.jpg"))[:, :600]
+    profile = {"driver": "GTiff", "width": 600, "height": 600, "count": 3, "dtype": "uint8"}
+    transform = from_origin(-8236000.0, 4975000.0, 0.9, 0.9)
+    with rasterio.open(path, "w", crs="EPSG:3857", transform=transform, **profile) as ds:
+        ds.write(aerial.transpose(2, 0, 1))
+    return path
+
+
 def test_vegetation_by_default_only_out_of_the_models_domain(tmp_path) -> None:
     """A New York aerial of the maps pairs (in the bundled model's domain) is rendered and
     tiled as the model draws it; the Lake Zurich example is painted, unless --no-vegetation."""
-    from rasterio.transform import from_origin
-
     from geo_p2p import Translator
     from geo_p2p.render.options import RenderOptions
     from geo_p2p.webtiles import plan_tiles
 
-    examples = Path(__file__).parents[1] / "examples"
-    aerial = np.asarray(Image.open(examples / "pairs" / "val" / "1.jpg"))[:, :600]
-    newyork = tmp_path / "newyork.tif"
-    profile = {"driver": "GTiff", "width": 600, "height": 600, "count": 3, "dtype": "uint8"}
-    transform = from_origin(-8236000.0, 4975000.0, 0.9, 0.9)  # Manhattan, Web Mercator
-    with rasterio.open(newyork, "w", crs="EPSG:3857", transform=transform, **profile) as ds:
-        ds.write(aerial.transpose(2, 0, 1))
+    newyork = newyork_tif(tmp_path / "newyork.tif")
     translator = Translator.load(device="cpu")
 
     def plan(src: Path, **options):
@@ -209,13 +218,64 @@ def test_vegetation_by_default_only_out_of_the_models_domain(tmp_path) -> None:
     assert inside.domain_distance < inside.domain_threshold and inside.vegetation is False
     assert not inside.warnings()
     assert plan(newyork, vegetation=True).vegetation is True
-    area = examples / "area.tif"
+    area = EXAMPLES / "area.tif"
     assert plan(area).vegetation is True and plan(area, vegetation=False).vegetation is False
 
     def tiles(src: Path, **options) -> bool:
         return plan_tiles(src, tmp_path / "tiles", translator, **options).plan.vegetation
 
     assert tiles(area) and not tiles(area, vegetation=False) and not tiles(newyork)
+
+
+def tiles_dry_run(src: Path, tmp_path: Path, *options: str) -> tuple[dict, str]:
+    """``geo-p2p tiles SRC --dry-run --json`` with the bundled model: its plan and stderr."""
+    from click.testing import CliRunner
+    from geo_p2p_cli.main import cli
+
+    args = ["tiles", str(src), "-o", str(tmp_path / "web"), "--dry-run", "--json", *options]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), result.stderr
+
+
+def logged_tiles(src: Path, tmp_path: Path, caplog, **options) -> list[str]:
+    """The messages make_tiles logs for ``src`` at zoom 17 with the bundled model."""
+    from geo_p2p import Translator
+    from geo_p2p.webtiles import make_tiles
+
+    caplog.set_level(logging.INFO, logger="geo_p2p")
+    caplog.clear()
+    translator = Translator.load(device="cpu")
+    zoom = {"zooms": (17, 17), "with_input": False, "progress": False}
+    make_tiles(src, tmp_path / "tiles", translator, **zoom, **options)
+    return [record.getMessage() for record in caplog.records]
+
+
+def test_tiles_warn_of_imagery_unlike_the_training_imagery(tmp_path, caplog) -> None:
+    """tiles measures the input as render does, on its max zoom's grid: the Lake Zurich example
+    is out of the bundled model's domain, its plan says by how far, and one warning follows the
+    plan line, saying that vegetation is painted (the default) or, with --no-vegetation,
+    pointing to --vegetation."""
+    area = EXAMPLES / "area.tif"
+    plan, stderr = tiles_dry_run(area, tmp_path)
+    assert plan["domain_distance"] > plan["domain_threshold"] == 2.3 and plan["vegetation"]
+    assert stderr.count("Warning: this imagery looks unlike") == 1
+    assert "lawns are painted green" in stderr and "--init default" in stderr
+    lines = logged_tiles(area, tmp_path, caplog, vegetation=False)
+    warned = [i for i, line in enumerate(lines) if "looks unlike" in line]
+    assert len(warned) == 1 and lines[warned[0] - 1].startswith("zooms 17-17")
+    assert "'--vegetation' paints" in lines[warned[0]] and "painted green" not in lines[warned[0]]
+
+
+def test_tiles_of_imagery_like_the_training_imagery_warn_of_nothing(tmp_path, caplog) -> None:
+    """A New York aerial of the maps pairs: its tile plan's distance is under the threshold,
+    and neither the dry run nor the tiles warn."""
+    newyork = newyork_tif(tmp_path / "newyork.tif")
+    plan, stderr = tiles_dry_run(newyork, tmp_path)
+    assert plan["domain_distance"] < plan["domain_threshold"] and plan["vegetation"] is False
+    assert "Warning" not in stderr
+    lines = logged_tiles(newyork, tmp_path, caplog)
+    assert lines[0].startswith("zooms 17-17") and not any("looks unlike" in x for x in lines)
 
 
 def test_the_default_render_of_an_out_of_domain_input_is_painted(tmp_path) -> None:

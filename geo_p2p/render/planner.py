@@ -5,16 +5,18 @@
 or regions) and its :class:`RenderPlan`. It is handed what it needs (the layout, the model's
 ground resolution, a rate function), not the translator. A :class:`RenderPlan` gives the
 input's and the output's size and ground resolution, the CRS, how the input is brought onto the
-output grid, the number of model tiles and an estimate of the time from a rate measured on the
-spot. :func:`check_job` refuses, with a one-line error that says what to do, outputs that would
-mostly be invented detail (much finer than the input) and outputs too large to finish in any
-sane time.
+output grid, the number of model tiles, an estimate of the time from a rate measured on the
+spot, and how unlike the model's training imagery the input looks (:func:`domain_check`, which
+also decides the vegetation default; web tiles plan with it too). :func:`check_job` refuses,
+with a one-line error that says what to do, outputs that would mostly be invented detail (much
+finer than the input) and outputs too large to finish in any sane time.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,14 +25,7 @@ from typing import Any
 import shapely
 
 from ..aoi import AreaOfInterest
-from ..domain import (
-    VEGETATION_HINT,
-    VEGETATION_PAINTED,
-    WARNING,
-    domain_distance,
-    out_of_domain,
-    sample_features,
-)
+from ..domain import domain_distance, domain_warnings, out_of_domain, sample_features
 from ..errors import RenderError
 from ..files import check_output
 from ..grids import crs_name
@@ -53,8 +48,51 @@ MAX_SIDE = 2**31 - 1
 """Largest output side in pixels: GDAL's raster dimensions are 32-bit signed integers."""
 
 
+class Plan(ABC):
+    """A plan said before the work (a render's, web tiles'): its :meth:`line`, then its
+    :meth:`warnings`."""
+
+    @abstractmethod
+    def line(self) -> str:
+        """The plan in one line."""
+
+    @abstractmethod
+    def warnings(self) -> list[str]:
+        """What the user should know before the work."""
+
+    @abstractmethod
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready values."""
+
+    def log(self) -> None:
+        """Log the plan's line, then its warnings."""
+        log.info("%s", self.line())
+        for warning in self.warnings():
+            log.warning("%s", warning)
+
+
 @dataclass(frozen=True)
-class RenderPlan:
+class Domain:
+    """How unlike the model's training imagery an input looks (:func:`domain_check`): the
+    ``distance`` of its colour and texture statistics from the card's, and the card's
+    ``threshold`` (None: not measured)."""
+
+    distance: float | None = None
+    threshold: float | None = None
+
+    @property
+    def unlike(self) -> bool:
+        """Whether the input is out of the model's domain."""
+        return out_of_domain(self.distance, self.threshold)
+
+    def paints(self, vegetation: bool | None, palette: Palette | None) -> bool:
+        """Whether vegetation is painted: as asked (``vegetation``), else by default where the
+        input is out of the domain and ``palette`` has land and park classes."""
+        return vegetation if vegetation is not None else self.unlike and paints_vegetation(palette)
+
+
+@dataclass(frozen=True)
+class RenderPlan(Plan):
     """What a render does: sizes (width, height) in pixels, ground resolutions in metres per
     pixel (None where not measurable), tiles, and the estimated time where measured."""
 
@@ -102,18 +140,7 @@ class RenderPlan:
     def warnings(self) -> list[str]:
         """What the user should know before the render: an input out of the model's domain."""
         distance, threshold = self.domain_distance, self.domain_threshold
-        if not out_of_domain(distance, threshold):
-            return []
-        gsd = f"{self.gsd:g}" if self.gsd else "M"
-        hint = {True: VEGETATION_PAINTED, False: VEGETATION_HINT, None: ""}[self.vegetation]
-        facts = {"distance": distance, "threshold": threshold, "gsd": gsd, "model": self.model}
-        return [WARNING.format(hint=hint, **facts)]
-
-    def log(self) -> None:
-        """Log the plan's line, then its warnings."""
-        log.info("%s", self.line())
-        for warning in self.warnings():
-            log.warning("%s", warning)
+        return domain_warnings(distance, threshold, self.vegetation, self.gsd, self.model)
 
     def estimate(self) -> str:
         """The estimated time and the rate it comes from, in words."""
@@ -189,8 +216,7 @@ def plan_job(
     if estimate is None:
         estimate = tiles > SMALL_JOB_TILES
     domain = domain_check(source, imagery, layout.tile)
-    unlike = out_of_domain(domain.get("domain_distance"), domain.get("domain_threshold"))
-    paint = o.vegetation if o.vegetation is not None else unlike and paints_vegetation(palette)
+    paint = domain.paints(o.vegetation, palette)
     # At the output's ground resolution; an ungeoreferenced render's pixels, as for --speckle.
     vegetation = Vegetation.at(palette, source.gsd) if paint else None
     resampled = source.resampling and f"resampled ({source.resampling.name})"
@@ -212,24 +238,24 @@ def plan_job(
         rate=rate() if estimate else None,
         model=model,
         vegetation=vegetation is not None if paints_vegetation(palette) else None,
-        **domain,
+        domain_distance=domain.distance,
+        domain_threshold=domain.threshold,
     )
     return Job(source, area, grid, parts, plan, vegetation)
 
 
-def domain_check(
-    source: Source, imagery: dict[str, Any] | None, tile: int
-) -> dict[str, float | None]:
-    """The plan's ``domain_distance`` and ``domain_threshold`` for an input: the distance of a
-    sample of its tiles from the training imagery's statistics (none without a record)."""
+def domain_check(source: Source, imagery: dict[str, Any] | None, tile: int) -> Domain:
+    """How unlike the training imagery (the card's ``imagery`` record) ``source`` looks: the
+    distance of :data:`DOMAIN_SAMPLE` of its ``tile`` px tiles from the record's statistics
+    (not measured without a record and threshold, or a valid pixel)."""
     if imagery is None or "threshold" not in imagery:
-        return {}
+        return Domain()
     try:
         tiles = raster_sample(source, tile, DOMAIN_SAMPLE)
     except ValueError:  # no valid pixel to sample: nothing to say
-        return {}
+        return Domain()
     distance = domain_distance(sample_features(tiles), imagery)
-    return {"domain_distance": round(distance, 3), "domain_threshold": imagery["threshold"]}
+    return Domain(round(distance, 3), imagery["threshold"])
 
 
 def check_job(

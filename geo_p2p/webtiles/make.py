@@ -156,7 +156,7 @@ def make_tiles(
     try:
         pyramids = [Pyramid(layer, fmt, job.ranges) for layer, _ in layers]
         plan = replace(job.plan, done=sum(pyramid.stored for pyramid in pyramids))
-        log.info("%s", plan.line())
+        plan.log()
         top = job.ranges[plan.zooms[1]]
         with Progress(plan.total, "geo-p2p tiles", "tile", progress, done=plan.done) as bar:
             for pyramid, (_, layer_translator) in zip(pyramids, layers, strict=True):

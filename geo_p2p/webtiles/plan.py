@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..aoi import AreaOfInterest
-from ..domain import out_of_domain
+from ..domain import domain_warnings
 from ..errors import RenderError
 from ..mapclasses.crisp import speckle_radius
 from ..mapclasses.palette import Palette
@@ -20,7 +20,7 @@ from ..progress import duration
 from ..raster import Source, inspect_source, require_georeferencing
 from ..render.engine import SMALL_JOB_TILES
 from ..render.options import DEFAULT_MAX_TILES, MAX_UPSAMPLING, Style, check_map_style
-from ..render.planner import domain_check, grid_tiles
+from ..render.planner import Domain, Plan, domain_check, grid_tiles
 from ..render.translator import Translator
 from ..run.journal import fingerprint
 from .codec import check_format
@@ -79,8 +79,9 @@ class TilesOptions:
 
 
 @dataclass(frozen=True)
-class TilePlan:
-    """What :func:`make_tiles` will do: tiles per zoom and layer, model tiles, an estimate."""
+class TilePlan(Plan):
+    """What :func:`make_tiles` will do: tiles per zoom and layer, model tiles, an estimate, and
+    how unlike the model's training imagery the input looks."""
 
     zooms: tuple[int, int]
     zoom_reason: str
@@ -91,9 +92,19 @@ class TilePlan:
     model_tiles: int
     seconds: float | None
     """Estimated model time (None: not measured, for jobs too small to be worth it)."""
-    vegetation: bool = False
+    vegetation: bool | None = None
     """Whether vegetation is painted (``--vegetation``, or by default where the input is out of
-    the model's domain)."""
+    the model's domain); None: no model that can paint it."""
+    domain_distance: float | None = None
+    """How unlike the model's training imagery the input looks, on the max zoom's grid (see
+    :func:`~geo_p2p.render.planner.domain_check`; None: not measured)."""
+    domain_threshold: float | None = None
+    """The distance above which the input is out of the model's domain."""
+    model: str | None = None
+    """The model, as ``geo-p2p train --init`` takes it: "default" or its directory (None: none,
+    ``--map``)."""
+    model_gsd: float | None = None
+    """The model's ground resolution in metres per pixel, for the warning's advice."""
 
     @property
     def total(self) -> int:
@@ -104,6 +115,7 @@ class TilePlan:
         return {**asdict(self), "total": self.total}
 
     def line(self) -> str:
+        """The plan in one line, as ``geo-p2p tiles`` logs it before the first tile."""
         per_zoom = " ".join(f"{z}:{n}" for z, n in sorted(self.tiles.items()))
         layers = f" x {self.layers} layers (map, input)" if self.layers > 1 else ""
         done = f", {self.done} done" if self.done else ""
@@ -114,6 +126,13 @@ class TilePlan:
             f"{per_zoom}{layers} = {self.total}{done}; {self.model_tiles} model tiles at zoom "
             f"{self.zooms[1]}, {estimate} of model time{green}"
         )
+
+    def warnings(self) -> list[str]:
+        """What the user should know before the tiles: an input out of the model's domain."""
+        if self.model is None:  # --map: no model, nothing measured
+            return []
+        distance, threshold = self.domain_distance, self.domain_threshold
+        return domain_warnings(distance, threshold, self.vegetation, self.model_gsd, self.model)
 
 
 @dataclass(frozen=True)
@@ -164,7 +183,10 @@ def plan_tiles(
     tile, or max - 6 if higher. Refuses, with a one-line RenderError: an input without
     georeferencing; default zooms that would resample the input more than 4 times finer than it
     is (unless ``force``); more than ``max_tiles`` model or web tiles. The model's rate is
-    measured (a few batches) only for jobs of more than 200 model tiles, as for a render.
+    measured (a few batches) only for jobs of more than 200 model tiles, as for a render; how
+    unlike its training imagery the input looks, always, by the render's
+    :func:`~geo_p2p.render.planner.domain_check` but on the max zoom's grid: for the plan, its
+    warning and the default of ``vegetation``.
     """
     o = TilesOptions.build(options, **keywords)
     dst = Path(dst)
@@ -203,25 +225,34 @@ def plan_tiles(
     if o.style == "crisp":
         crisp = _crisp(translator, o, source.ground_resolution())
         settings.update(style=o.style, speckle=crisp[1], palette=crisp[0].as_card())
-    paint = o.vegetation if o.vegetation is not None else _unlike_training(translator, source)
-    vegetation = _vegetation(translator, source.ground_resolution()) if paint else None
+    palette = None if translator is None else translator.palette
+    domain = Domain()
+    if translator is not None:  # on the max zoom's grid, which the model translates
+        domain = domain_check(source, translator.imagery, translator.tile)
+    vegetation = None
+    if domain.paints(o.vegetation, palette):
+        vegetation = _vegetation(translator, source.ground_resolution())
     if vegetation is not None:
         settings.update(vegetation=vegetation.radius, palette=vegetation.palette.as_card())
     stamp = fingerprint(src, None if translator is None else translator.module, settings)
     layers = 2 if with_input else 1
-    plan = TilePlan(zooms, reason, counts, layers, 0, model_tiles, seconds, vegetation is not None)
+    plan = TilePlan(
+        zooms,
+        reason,
+        counts,
+        layers,
+        0,
+        model_tiles,
+        seconds,
+        vegetation=vegetation is not None if paints_vegetation(palette) else None,
+        domain_distance=domain.distance,
+        domain_threshold=domain.threshold,
+        model=None if translator is None else translator.model,
+        model_gsd=gsd,
+    )
     area = area_on(native_area, native, source) if native_area else None
     job = (str(src), dst, o, bounds, ranges, source, area, with_input, stamp, plan, crisp)
     return TilesJob(*job, vegetation)
-
-
-def _unlike_training(translator: Translator | None, source: Source) -> bool:
-    """Whether the model can paint vegetation and ``source`` is out of its domain (the
-    render's default for ``--vegetation``)."""
-    if translator is None or not paints_vegetation(translator.palette):
-        return False
-    domain = domain_check(source, translator.imagery, translator.tile)
-    return out_of_domain(domain.get("domain_distance"), domain.get("domain_threshold"))
 
 
 def _vegetation(translator: Translator | None, gsd: float) -> Vegetation:
