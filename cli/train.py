@@ -155,6 +155,16 @@ def parse_load_size(
     "probability 1/2, ranges times S (1: the README's recipe); 0: off.",
 )
 @click.option(
+    "--shadows",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    metavar="P",
+    help="With probability P, darken the input under a synthetic cast shadow (up to three "
+    "turned rectangles, 0.2-0.5 of the light, a little bluer), its map unchanged, so that "
+    "shadowed streets and roofs are not read as water; 0: off.",
+)
+@click.option(
     "--oversample",
     metavar="CLASS[:FACTOR]",
     help="Draw training pairs with replacement, pair i with weight 1 + FACTOR x its target's "

@@ -81,3 +81,43 @@ def test_defaults_draw_the_same_items_as_before(textured) -> None:
     if rng.random() < 0.5:
         a = a[:, ::-1]
     assert np.array_equal(to_u8(data[(5, 0)][0]), a)
+
+
+def test_shadows_darken_part_of_the_input_only(textured) -> None:
+    """--shadows P: about P of the items get one cast shadow, darker and no less blue than the
+    light it replaces, over part of the input; the map and the other items are as without."""
+    from geo_p2p.train.randomise import cast_shadow
+
+    plain = PairDataset([textured], size=HALF, load_size=None)
+    shaded = PairDataset([textured], size=HALF, load_size=None, augment=Augment(shadows=0.5))
+    hits = 0
+    for epoch in range(40):
+        (a0, b0), (a1, b1) = plain[(epoch, 0)], shaded[(epoch, 0)]
+        assert torch.equal(b0, b1)
+        assert torch.equal(shaded[(epoch, 0)][0], a1)
+        hits += not torch.equal(a0, a1)
+    assert 10 <= hits <= 30
+    image = Image.fromarray(np.full((64, 64, 3), 200, np.uint8))
+    for seed in range(5):
+        x = np.asarray(cast_shadow(image, np.random.default_rng(seed)), np.int16)
+        dark = x[..., 0] < 150
+        assert 0 < dark.mean() < 1
+        assert 0.2 * 200 - 1 <= x[..., 0].min() <= 0.5 * 200 + 1  # the shadow's core
+        assert (x[dark][:, 2] >= x[dark][:, 0]).all()
+        assert (x[..., 0] <= 200).all()
+
+
+def test_shadows_option_reaches_the_dataset_and_the_card(tmp_path) -> None:
+    """`train --shadows 0.5` trains with them and the model's card records them."""
+    from test_cli_train import PAIRS, TINY, run
+
+    from geo_p2p.card import load_model
+    from geo_p2p.train import TrainConfig
+
+    assert TrainConfig(data="x", shadows=0.5).augment() == Augment(shadows=0.5)
+    out = tmp_path / "run"
+    result = run("train", str(PAIRS), "-o", str(out), "--max-steps", "1", "--shadows", "0.5", *TINY)
+    assert result.exit_code == 0, result.output
+    _, card = load_model(out / "model")
+    assert card.training["augment"]["shadows"] == 0.5
+    assert run("train", str(PAIRS), "--shadows", "2").exit_code == 2

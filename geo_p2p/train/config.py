@@ -57,6 +57,7 @@ class TrainConfig:
     colour_jitter: float = 0.0
     scale_jitter: float = 1.0
     domain_randomise: float = 0.0
+    shadows: float = 0.0
     """Augmentations: see :class:`~geo_p2p.train.data.Augment`."""
     oversample: str | None = None
     """``"CLASS[:FACTOR]"``: draw pairs with replacement, weighted by their target's share of
@@ -72,7 +73,13 @@ class TrainConfig:
     command: str = ""
 
     def augment(self) -> Augment:
-        return Augment(self.dihedral, self.colour_jitter, self.scale_jitter, self.domain_randomise)
+        return Augment(
+            self.dihedral,
+            self.colour_jitter,
+            self.scale_jitter,
+            self.domain_randomise,
+            self.shadows,
+        )
 
 
 def lr_factor(epochs: int, epochs_decay: int) -> Callable[[int], float]:

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from ..errors import DataError
 from ..metrics import CLASS_NAMES, classify
 from ..render.mosaic import u8_to_signed
-from .randomise import randomise
+from .randomise import cast_shadow, randomise
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,9 @@ class Augment:
     domain: float = 0.0
     """Input-only domain randomisation of this strength (:func:`~geo_p2p.randomise.randomise`;
     0: off)."""
+    shadows: float = 0.0
+    """Probability of one synthetic cast shadow on the input
+    (:func:`~geo_p2p.randomise.cast_shadow`; 0: off)."""
 
 
 def colour_jitter(image: Image.Image, rng: np.random.Generator, strength: float) -> Image.Image:
@@ -241,6 +244,8 @@ class PairDataset(Dataset):
                 a = colour_jitter(a, rng, aug.colour)
             if aug.domain > 0:
                 a = randomise(a, rng, aug.domain)
+            if aug.shadows > 0 and rng.random() < aug.shadows:
+                a = cast_shadow(a, rng)
         return to_tensor(a), to_tensor(b)
 
 

@@ -14,7 +14,7 @@ import io
 import math
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -70,3 +70,36 @@ def randomise(image: Image.Image, rng: np.random.Generator, strength: float = 1.
         out.save(buffer, format="JPEG", quality=int(rng.integers(30, 91)))
         out = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
     return out
+
+
+def cast_shadow(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A copy of an RGB aerial with one synthetic cast shadow, its map left as it is.
+
+    The shadow is the union of one to three rectangles (each side 5-60 % of the image's, turned
+    at random) with a soft edge of 0.5-2 px. Under it the sunlight is gone and only the
+    skylight remains: the pixels are scaled by 0.2-0.5, bluer by up to 20 %, so the ground's
+    texture stays, darker (a tall building's shadow over streets and roofs). Maps ignore
+    shadows; the model, trained on New York, reads dark smooth ground as water.
+    """
+    w, h = image.size
+    mask = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(mask)
+    for _ in range(int(rng.integers(1, 4))):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        half = rng.uniform(0.025, 0.3, 2) * (w, h)
+        turn = rng.uniform(0, math.pi)
+        c, s = math.cos(turn), math.sin(turn)
+        corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+        draw.polygon(
+            [
+                (cx + c * u * half[0] - s * v * half[1], cy + s * u * half[0] + c * v * half[1])
+                for u, v in corners
+            ],
+            fill=255,
+        )
+    soft = np.asarray(mask.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2))), np.float32)
+    under = soft[..., None] / 255.0
+    gain = rng.uniform(0.2, 0.5) * np.array([1.0, 1.0, 1.0 + rng.uniform(0, 0.2)], np.float32)
+    x = np.asarray(image.convert("RGB"), np.float32)
+    out = x * (1 - under) + np.clip(x * gain, 0, 255) * under
+    return Image.fromarray(np.rint(out).astype(np.uint8))
