@@ -155,11 +155,11 @@ class Augment:
     cropping a larger or smaller square and resizing it to the crop size (1: off). A factor
     below 1 needs halves larger than the crop; it is limited to what they hold."""
     domain: float = 0.0
-    """Input-only domain randomisation of this strength (:func:`~geo_p2p.randomise.randomise`;
+    """Input-only domain randomisation of this strength (:func:`~geo_p2p.train.randomise.randomise`;
     0: off)."""
     shadows: float = 0.0
     """Probability of one synthetic cast shadow on the input
-    (:func:`~geo_p2p.randomise.cast_shadow`; 0: off)."""
+    (:func:`~geo_p2p.train.randomise.cast_shadow`; 0: off)."""
 
 
 def colour_jitter(image: Image.Image, rng: np.random.Generator, strength: float) -> Image.Image:
