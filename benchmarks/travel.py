@@ -31,6 +31,16 @@ Variants (--variants):
   crisp          the card's translation in render's --style crisp: each pixel takes its map
                  class's colour, speckle voted away over the default window
   crisp-vegetation  both: render --style crisp --vegetation
+  coarser-ood    vegetation-ood, and where it paints vegetation (the image is out of domain)
+                 the image translated at 1.5 times the ground resolution (coarser)
+  water-consensus  vegetation-ood, its water kept only where a second translation of the image
+                 at 1.5 times the ground resolution (coarser) paints water too (the model's
+                 palette); elsewhere that second translation's colours, upsampled
+
+--gsd-factor F translates every aerial at F times the model's ground resolution (as render
+--resolution F x gsd; F > 1 is coarser), vegetation sized in those ground metres.
+--input-filter gaussian:SIGMA or unsharp:RADIUS,PERCENT filters every aerial (PIL's GaussianBlur
+or UnsharpMask, threshold 0) after that resampling, before the variant sees it.
 
 --vegetation-window and --vegetation-share try other cover windows in the vegetation variants
 (the render's constants, replaced for this run).
@@ -41,6 +51,7 @@ Variants (--variants):
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import re
@@ -50,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageFilter
 
 from geo_p2p import Translator
 from geo_p2p.card import load_card
@@ -110,13 +122,64 @@ def unlike_training(image: np.ndarray, tile: int, imagery: dict) -> bool:
     return domain_distance(features, imagery) > imagery["threshold"]
 
 
-def variant_translate(
-    name: str, model: str, pairs: Pairs, imagery: dict | None
+def coarser(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` resampled (bicubic) to ``factor`` times its pixel size."""
+    h, w = image.shape[:2]
+    size = (max(1, round(w / factor)), max(1, round(h / factor)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+
+
+def coarser_ood(
+    translator: Translator, imagery: dict, factor: float = 1.5
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """The translate function of a variant of the model in directory ``model``."""
+    """The coarser-ood variant: out-of-domain images translated at ``factor`` times the ground
+    resolution, vegetation painted."""
+    wide = copy.copy(translator)
+    wide.gsd = translator.gsd * factor if translator.gsd else None
+
+    def translate(image: np.ndarray) -> np.ndarray:
+        if unlike_training(image, translator.tile, imagery):
+            return wide.translate(coarser(image, factor), vegetation=True)
+        return translator.translate(image)
+
+    return translate
+
+
+def water_consensus(
+    translator: Translator, imagery: dict, factor: float = 1.5
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The water-consensus variant: vegetation-ood whose water must also be water at
+    ``factor`` times the ground resolution."""
+    palette, tile = translator.palette, translator.tile
+    if palette is None or "water" not in palette.names:
+        raise SystemExit("water-consensus needs a model whose card names a 'water' map class")
+    water = palette.index("water")
+    wide = copy.copy(translator)  # the same module, vegetation sized at the coarser grid
+    wide.gsd = translator.gsd * factor if translator.gsd else None
+
+    def translate(image: np.ndarray) -> np.ndarray:
+        paint = unlike_training(image, tile, imagery)
+        fine = translator.translate(image, vegetation=paint)
+        h, w = fine.shape[:2]
+        coarse = wide.translate(coarser(image, factor), vegetation=paint)
+        coarse = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BILINEAR))
+        drop = (palette.classify(fine) == water) & (palette.classify(coarse) != water)
+        fine[drop] = coarse[drop]
+        return fine
+
+    return translate
+
+
+def variant_translate(
+    name: str, model: str, pairs: Pairs, imagery: dict | None, gsd_factor: float = 1.0
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The translate function of a variant of the model in directory ``model``, fed images at
+    ``gsd_factor`` times its ground resolution."""
     if name == "running":
         return Translator.load(model, inference_stats="running", device="cpu").translate
     translator = Translator.load(model, device="cpu", fuse=False)
+    if translator.gsd:
+        translator.gsd *= gsd_factor  # vegetation's window in the ground metres translated at
     module, tile = translator.module, translator.tile
     if name == "tta":
         return Translator(DihedralMean(module), tile=tile, gsd=translator.gsd).translate
@@ -169,9 +232,39 @@ def variant_translate(
         return lambda image: crisp_image(
             palette, translator.translate(image, vegetation=green), radius
         )
+    if name in ("water-consensus", "coarser-ood"):
+        if imagery is None:
+            raise SystemExit(f"{name} needs the training imagery record (--imagery or the card)")
+        chosen = water_consensus if name == "water-consensus" else coarser_ood
+        return chosen(translator, imagery)
     if name != "card":
         raise SystemExit(f"unknown variant {name}")
     return translator.translate
+
+
+def input_filter(spec: str | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The --input-filter function of ``spec`` (None: no filter)."""
+    if spec is None:
+        return None
+    kind, _, values = spec.partition(":")
+    try:
+        numbers = [float(v) for v in values.split(",")]
+    except ValueError:
+        numbers = []
+    if kind == "gaussian" and len(numbers) == 1:
+        chosen = ImageFilter.GaussianBlur(numbers[0])
+    elif kind == "unsharp" and len(numbers) == 2:
+        chosen = ImageFilter.UnsharpMask(numbers[0], round(numbers[1]), 0)
+    else:
+        raise SystemExit(f"--input-filter: expected gaussian:S or unsharp:R,P, got {spec}")
+    return lambda image: np.asarray(Image.fromarray(image).filter(chosen))
+
+
+def compose(
+    translate: Callable[[np.ndarray], np.ndarray], prefilter: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``translate`` of the filtered image."""
+    return lambda image: translate(prefilter(image))
 
 
 def main() -> None:
@@ -185,6 +278,8 @@ def main() -> None:
     parser.add_argument("--moscow-step", type=int, default=1)
     parser.add_argument("--imagery", type=Path, help="imagery record JSON (default: the card's)")
     parser.add_argument("--json", type=Path, help="append the results to this JSON file")
+    parser.add_argument("--gsd-factor", type=float, default=1.0, metavar="F")
+    parser.add_argument("--input-filter", metavar="KIND:VALUES")
     parser.add_argument("--vegetation-window", type=float, metavar="METRES", help="0: per pixel")
     parser.add_argument("--vegetation-share", type=float, metavar="FRACTION")
     args = parser.parse_args()
@@ -193,6 +288,7 @@ def main() -> None:
     if args.vegetation_share is not None:
         vegetation.VEGETATION_SHARE = args.vegetation_share
     torch.set_num_threads(2)
+    prefilter = input_filter(args.input_filter)
     sets = {
         "newyork": lambda: newyork(args.data, args.newyork_step),
         "moscow": lambda: moscow(args.data, args.moscow_step),
@@ -212,11 +308,13 @@ def main() -> None:
         for variant in args.variants:
             for set_name in args.sets:
                 pairs = sets[set_name]()
-                translate = variant_translate(variant, directory, pairs, imagery)
+                translate = variant_translate(variant, directory, pairs, imagery, args.gsd_factor)
+                if prefilter is not None:
+                    translate = compose(translate, prefilter)
                 travel, maps = TravelScore(), MetricAccumulator()
                 scores = [travel, maps] if set_name == "newyork" else [travel]
                 tick = time.perf_counter()
-                score_pairs(translate, pairs, card.gsd or 0.9, scores)
+                score_pairs(translate, pairs, (card.gsd or 0.9) * args.gsd_factor, scores)
                 seconds = time.perf_counter() - tick
                 row = travel.summary()
                 if set_name == "newyork":
@@ -224,6 +322,10 @@ def main() -> None:
                     row.update(rmse=m["rmse"], acc5=m["acc5"], miou=m["miou"])
                 row["seconds"] = seconds
                 label = f"{model_name} / {variant}"
+                if args.gsd_factor != 1:
+                    label += f" x{args.gsd_factor:g}"
+                if args.input_filter:
+                    label += f" {args.input_filter}"
                 results.setdefault(label, {})[set_name] = row
                 extra = [row.get(k, math.nan) for k in ("rmse", "acc5", "miou")]
                 print(

@@ -149,7 +149,8 @@ resolution = click.option(
     metavar="auto|native|M",
     show_default=True,
     callback=_resolution,
-    help="auto (the model's ground resolution), native, or metres per pixel.",
+    help="auto (the model's ground resolution; 1.5 times coarser for imagery unlike the model's "
+    "training imagery, where it draws a better map), native, or metres per pixel.",
 )
 aoi = click.option("--aoi", metavar="FILE|WKT", help="Polygon limiting the work (GeoJSON or WKT).")
 allow_ungeoreferenced = click.option(
@@ -290,8 +291,8 @@ def force(what: str) -> Decorator:
     return click.option("--force", is_flag=True, help=what)
 
 
-def max_tiles(what: str) -> Decorator:
-    """``--max-tiles``: refuse ``what`` of more tiles than this."""
+def max_tiles(help_text: str) -> Decorator:
+    """``--max-tiles``, explained by ``help_text`` (what is refused, and when)."""
     from geo_p2p.render.options import DEFAULT_MAX_TILES
 
     return click.option(
@@ -299,7 +300,7 @@ def max_tiles(what: str) -> Decorator:
         default=DEFAULT_MAX_TILES,
         show_default=True,
         type=click.IntRange(1),
-        help=f"Refuse {what} of more model tiles than this.",
+        help=help_text,
     )
 
 

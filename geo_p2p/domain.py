@@ -47,6 +47,17 @@ VEGETATION_PAINTED = (
     "model draws them)."
 )
 """The warning's note where the render paints vegetation."""
+COARSER = 1.5
+"""``--resolution auto`` draws an input out of the model's domain at this many times the model's
+ground resolution: the bundled model maps such imagery better coarser (Moscow 0.169 -> 0.191 on
+the travel measure, New York untouched): of 1.25-3 screened on every 4th Moscow pair, the
+smallest within 0.01 of the best (2), as coarser grids lose detail (README "Maps that
+travel")."""
+COARSER_NOTE = (
+    " It is drawn at {gsd} m, {factor:g} times the model's {model_gsd} m, which maps such imagery "
+    "better ('--resolution {model_gsd}' keeps the model's)."
+)
+"""The warning's note where ``--resolution auto`` draws the input coarser."""
 
 
 def out_of_domain(distance: float | None, threshold: float | None) -> bool:
@@ -61,15 +72,22 @@ def domain_warnings(
     vegetation: bool | None,
     gsd: float | None,
     model: str,
+    coarser: float | None = None,
 ) -> list[str]:
     """The :data:`WARNING` of an input at ``distance`` over ``threshold``, or none: its hint
-    says whether ``vegetation`` is painted (None: the model cannot paint it), its advice cuts
-    pairs at ``gsd`` metres per pixel to fine-tune ``model`` (as ``train --init`` takes it)."""
+    says whether ``vegetation`` is painted (None: the model cannot paint it) and, given
+    ``coarser``, that the output's ``gsd`` metres per pixel are that many times the model's;
+    its advice cuts pairs at the model's ground resolution to fine-tune ``model`` (as ``train
+    --init`` takes it)."""
     if not out_of_domain(distance, threshold):
         return []
     hint = {True: VEGETATION_PAINTED, False: VEGETATION_HINT, None: ""}[vegetation]
+    if coarser and gsd:
+        model_gsd = f"{gsd / coarser:.3g}"
+        hint = COARSER_NOTE.format(gsd=f"{gsd:.3g}", factor=coarser, model_gsd=model_gsd) + hint
+        gsd = gsd / coarser
     facts = {"distance": distance, "threshold": threshold, "model": model}
-    return [WARNING.format(hint=hint, gsd=f"{gsd:g}" if gsd else "M", **facts)]
+    return [WARNING.format(hint=hint, gsd=f"{gsd:.3g}" if gsd else "M", **facts)]
 
 
 def image_features(image: np.ndarray) -> np.ndarray:

@@ -296,3 +296,32 @@ def test_the_default_render_of_an_out_of_domain_input_is_painted(tmp_path) -> No
     # Park, but where overlapping tiles judged the cover differently and were blended.
     classes = translator.palette.classify(maps["default"].transpose(1, 2, 0))
     assert (classes[changed] == translator.palette.index("park")).mean() > 0.8
+
+
+def test_auto_resolution_draws_out_of_domain_input_coarser(tmp_path) -> None:
+    """--resolution auto draws the out-of-domain Lake Zurich example at 1.5 times the model's
+    0.9 m, says so in the warning (whose pairs advice keeps the model's 0.9 m) and writes that
+    grid; a number keeps it, and the in-domain New York aerial stays at 0.9 m."""
+    from geo_p2p import Translator
+    from geo_p2p.domain import COARSER
+    from geo_p2p.render.options import RenderOptions
+
+    translator = Translator.load(device="cpu")
+
+    def plan(src: Path, **options):
+        return translator.job(src, RenderOptions.build(None, **options)).plan
+
+    area = EXAMPLES / "area.tif"
+    coarse = plan(area)
+    assert coarse.coarser == COARSER and coarse.gsd == pytest.approx(0.9 * COARSER, rel=1e-3)
+    (warning,) = coarse.warnings()
+    assert "drawn at 1.35 m, 1.5 times the model's 0.9 m" in warning and "--gsd 0.9'" in warning
+    kept = plan(area, resolution=0.9)
+    assert kept.coarser is None and kept.gsd == pytest.approx(0.9, rel=1e-3)
+    assert "drawn at" not in kept.warnings()[0]
+    newyork = plan(newyork_tif(tmp_path / "newyork.tif"))
+    assert newyork.coarser is None and newyork.gsd == pytest.approx(0.9, rel=1e-3)
+    translator.render(area, tmp_path / "map.tif", progress=False)
+    with rasterio.open(tmp_path / "map.tif") as ds, rasterio.open(area) as src:
+        assert (ds.width, ds.height) == coarse.output_size and ds.crs == src.crs
+        assert ds.res[0] == pytest.approx(1.35, rel=1e-2)  # EPSG:2056 metres

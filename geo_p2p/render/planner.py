@@ -25,7 +25,7 @@ from typing import Any
 import shapely
 
 from ..aoi import AreaOfInterest
-from ..domain import domain_distance, domain_warnings, out_of_domain, sample_features
+from ..domain import COARSER, domain_distance, domain_warnings, out_of_domain, sample_features
 from ..errors import RenderError
 from ..files import check_output
 from ..grids import crs_name
@@ -34,7 +34,7 @@ from ..mapclasses.outputs import check_class_outputs
 from ..mapclasses.palette import Palette
 from ..mapclasses.vegetation import Vegetation, check_vegetation_palette, paints_vegetation
 from ..progress import duration
-from ..raster import Source, inspect_source
+from ..raster import Resolution, Source, inspect_source
 from .adapt import raster_sample
 from .engine import SMALL_JOB_TILES
 from .options import MAX_UPSAMPLING, RenderOptions
@@ -120,6 +120,9 @@ class RenderPlan(Plan):
     vegetation: bool | None = None
     """Whether vegetation is painted (``--vegetation``, or by default where the input is out of
     the model's domain); None: the model cannot paint it."""
+    coarser: float | None = None
+    """How many times the model's ground resolution ``--resolution auto`` drew an input out of
+    the model's domain at (:data:`~geo_p2p.domain.COARSER`); None: the model's, or as asked."""
 
     @property
     def seconds(self) -> float | None:
@@ -140,7 +143,8 @@ class RenderPlan(Plan):
     def warnings(self) -> list[str]:
         """What the user should know before the render: an input out of the model's domain."""
         distance, threshold = self.domain_distance, self.domain_threshold
-        return domain_warnings(distance, threshold, self.vegetation, self.gsd, self.model)
+        vegetation, gsd, coarser = self.vegetation, self.gsd, self.coarser
+        return domain_warnings(distance, threshold, vegetation, gsd, self.model, coarser)
 
     def estimate(self) -> str:
         """The estimated time and the rate it comes from, in words."""
@@ -204,19 +208,29 @@ def plan_job(
             check_output(options.quicklook, src, options.overwrite, "--quicklook")
         check_class_outputs(options, palette, src)
     o = options
-    source = inspect_source(src, o.bands, o.scale, o.resolution, model_gsd, o.allow_ungeoreferenced)
-    area = AreaOfInterest(o.aoi, source) if o.aoi else None
-    pixels = None if area is None else area.pixels
-    check_job(source, o, layout, pixels)
+
+    def inspect(resolution: Resolution) -> tuple[Source, AreaOfInterest | None]:
+        source = inspect_source(
+            src, o.bands, o.scale, resolution, model_gsd, o.allow_ungeoreferenced
+        )
+        area = AreaOfInterest(o.aoi, source) if o.aoi else None
+        check_job(source, o, layout, None if area is None else area.pixels)
+        return source, area
+
+    source, area = inspect(o.resolution)
     if o.vegetation:
         check_vegetation_palette(palette)  # refused before the domain's sample is read
-    grid = layout.grid(source.height, source.width, pixels)
+    domain = domain_check(source, imagery, layout.tile)
+    coarser = None
+    if o.resolution == "auto" and domain.unlike and model_gsd and source.gsd:
+        source, area = inspect(model_gsd * COARSER)
+        coarser = COARSER
+    paint = domain.paints(o.vegetation, palette)
+    grid = layout.grid(source.height, source.width, None if area is None else area.pixels)
     parts = regions(grid, o.region_size) if by_regions else strips(grid, strip_width)
     tiles = sum(len(part.tiles) for part in parts)
     if estimate is None:
         estimate = tiles > SMALL_JOB_TILES
-    domain = domain_check(source, imagery, layout.tile)
-    paint = domain.paints(o.vegetation, palette)
     # At the output's ground resolution; an ungeoreferenced render's pixels, as for --speckle.
     vegetation = Vegetation.at(palette, source.gsd) if paint else None
     resampled = source.resampling and f"resampled ({source.resampling.name})"
@@ -240,6 +254,7 @@ def plan_job(
         vegetation=vegetation is not None if paints_vegetation(palette) else None,
         domain_distance=domain.distance,
         domain_threshold=domain.threshold,
+        coarser=coarser,
     )
     return Job(source, area, grid, parts, plan, vegetation)
 

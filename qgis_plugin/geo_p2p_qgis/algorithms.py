@@ -39,7 +39,11 @@ from qgis.core import (
 from . import command
 from .settings import configured_executable
 
-RESOLUTIONS = ["auto (the model's ground resolution)", "native (the input's grid)", "PIXEL_SIZE"]
+RESOLUTIONS = [
+    "auto (the model's ground resolution, 1.5x coarser for unlike imagery)",
+    "native (the input's grid)",
+    "PIXEL_SIZE",
+]
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 STYLES = ["painted (the generator's colours)", "crisp (each pixel its map class's colour)"]
@@ -261,7 +265,8 @@ class RenderAlgorithm(GeoP2PAlgorithm):
             "(3-band RGB, no-data masked) in the input's CRS, with geo-p2p render: tiles "
             "overlapping and blended without seams, bounded memory. Resolution auto resamples "
             "the input to the ground resolution the model was trained at (0.9 m for the "
-            "bundled model); native keeps the input's grid."
+            "bundled model), 1.5 times coarser for imagery unlike the model's training imagery "
+            "(the log says so), where it maps better; native keeps the input's grid."
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:
