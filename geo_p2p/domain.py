@@ -6,8 +6,9 @@ a JSON-able record for the model card (``training["imagery"]``): per-band moment
 quantiles of all pixels, and the mean and spread over images of a few per-image features
 (:data:`FEATURES`). :func:`domain_distance` scores an input against it: the root mean square
 of the input's feature z-scores, and :func:`domain_warnings` words the warning for one over the
-card's threshold. :func:`match_moments` and :func:`match_histograms` move an
-input's colours towards the training's.
+card's threshold, which ``--resolution auto`` draws :data:`COARSER` times coarser.
+:func:`match_moments` and :func:`match_histograms` move an input's colours towards the
+training's.
 """
 
 from __future__ import annotations

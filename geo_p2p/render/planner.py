@@ -7,7 +7,9 @@ ground resolution, a rate function), not the translator. A :class:`RenderPlan` g
 input's and the output's size and ground resolution, the CRS, how the input is brought onto the
 output grid, the number of model tiles, an estimate of the time from a rate measured on the
 spot, and how unlike the model's training imagery the input looks (:func:`domain_check`, which
-also decides the vegetation default; web tiles plan with it too). :func:`check_job` refuses,
+also decides the vegetation default and, with ``--resolution auto``, draws an input out of the
+domain on a grid :data:`~geo_p2p.domain.COARSER` times the model's; web tiles plan with it
+too, keeping their zooms' grids). :func:`check_job` refuses,
 with a one-line error that says what to do, outputs that would mostly be invented detail (much
 finer than the input) and outputs too large to finish in any sane time.
 """
