@@ -52,8 +52,8 @@ COARSER = 1.5
 """``--resolution auto`` draws an input out of the model's domain at this many times the model's
 ground resolution: the bundled model maps such imagery better coarser (Moscow 0.169 -> 0.191 on
 the travel measure, New York untouched): of 1.25-3 screened on every 4th Moscow pair, the
-smallest within 0.01 of the best (2), as coarser grids lose detail (README "Maps that
-travel")."""
+smallest within 0.01 of the best (2), as coarser grids lose detail (README, "How far the
+model travels")."""
 COARSER_NOTE = (
     " It is drawn at {gsd} m, {factor:g} times the model's {model_gsd} m, which maps such imagery "
     "better ('--resolution {model_gsd}' keeps the model's)."
