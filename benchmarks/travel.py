@@ -32,7 +32,8 @@ Variants (--variants):
                  class's colour, speckle voted away over the default window
   crisp-vegetation  both: render --style crisp --vegetation
   coarser-ood    vegetation-ood, and where it paints vegetation (the image is out of domain)
-                 the image translated at 1.5 times the ground resolution (coarser)
+                 the image translated at 1.5 times the ground resolution (coarser,
+                 geo_p2p.domain.COARSER): what render does by default
   water-consensus  vegetation-ood, its water kept only where a second translation of the image
                  at 1.5 times the ground resolution (coarser) paints water too (the model's
                  palette); elsewhere that second translation's colours, upsampled
@@ -65,7 +66,13 @@ from PIL import Image, ImageFilter
 
 from geo_p2p import Translator
 from geo_p2p.card import load_card
-from geo_p2p.domain import domain_distance, match_histograms, match_moments, sample_features
+from geo_p2p.domain import (
+    COARSER,
+    domain_distance,
+    match_histograms,
+    match_moments,
+    sample_features,
+)
 from geo_p2p.mapclasses import crisp_image, vegetation
 from geo_p2p.mapclasses.crisp import speckle_radius
 from geo_p2p.mapclasses.vegetation import paints_vegetation
@@ -122,46 +129,48 @@ def unlike_training(image: np.ndarray, tile: int, imagery: dict) -> bool:
     return domain_distance(features, imagery) > imagery["threshold"]
 
 
-def coarser(image: np.ndarray, factor: float) -> np.ndarray:
-    """``image`` resampled (bicubic) to ``factor`` times its pixel size."""
-    h, w = image.shape[:2]
-    size = (max(1, round(w / factor)), max(1, round(h / factor)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
-
-
-def coarser_ood(
-    translator: Translator, imagery: dict, factor: float = 1.5
-) -> Callable[[np.ndarray], np.ndarray]:
-    """The coarser-ood variant: out-of-domain images translated at ``factor`` times the ground
-    resolution, vegetation painted."""
+def coarser(
+    translator: Translator, factor: float = COARSER
+) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """Translate an image (at the translator's ground resolution) resampled to ``factor`` times
+    its pixel size, as render's coarser grid: the same module, vegetation (where painted) sized
+    in the coarser grid's metres."""
     wide = copy.copy(translator)
     wide.gsd = translator.gsd * factor if translator.gsd else None
 
+    def translate(image: np.ndarray, paint: bool) -> np.ndarray:
+        return wide.translate(model_input(Image.fromarray(image), 1, factor), vegetation=paint)
+
+    return translate
+
+
+def coarser_ood(translator: Translator, imagery: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """The coarser-ood variant: out-of-domain images translated :data:`COARSER` times coarser,
+    vegetation painted (what render does by default)."""
+    wide = coarser(translator)
+
     def translate(image: np.ndarray) -> np.ndarray:
         if unlike_training(image, translator.tile, imagery):
-            return wide.translate(coarser(image, factor), vegetation=True)
+            return wide(image, True)
         return translator.translate(image)
 
     return translate
 
 
-def water_consensus(
-    translator: Translator, imagery: dict, factor: float = 1.5
-) -> Callable[[np.ndarray], np.ndarray]:
-    """The water-consensus variant: vegetation-ood whose water must also be water at
-    ``factor`` times the ground resolution."""
+def water_consensus(translator: Translator, imagery: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """The water-consensus variant: vegetation-ood whose water must also be water
+    :data:`COARSER` times coarser."""
     palette, tile = translator.palette, translator.tile
     if palette is None or "water" not in palette.names:
         raise SystemExit("water-consensus needs a model whose card names a 'water' map class")
     water = palette.index("water")
-    wide = copy.copy(translator)  # the same module, vegetation sized at the coarser grid
-    wide.gsd = translator.gsd * factor if translator.gsd else None
+    wide = coarser(translator)
 
     def translate(image: np.ndarray) -> np.ndarray:
         paint = unlike_training(image, tile, imagery)
         fine = translator.translate(image, vegetation=paint)
         h, w = fine.shape[:2]
-        coarse = wide.translate(coarser(image, factor), vegetation=paint)
+        coarse = wide(image, paint)
         coarse = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BILINEAR))
         drop = (palette.classify(fine) == water) & (palette.classify(coarse) != water)
         fine[drop] = coarse[drop]

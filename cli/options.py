@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from geo_p2p.domain import COARSER
 from geo_p2p.mapclasses.crisp import DEFAULT_SPECKLE_M
 from geo_p2p.render.options import STYLES
 
@@ -149,8 +150,8 @@ resolution = click.option(
     metavar="auto|native|M",
     show_default=True,
     callback=_resolution,
-    help="auto (the model's ground resolution; 1.5 times coarser for imagery unlike the model's "
-    "training imagery, where it draws a better map), native, or metres per pixel.",
+    help=f"auto (the model's ground resolution; {COARSER:g} times coarser for imagery unlike the "
+    "model's training imagery, where it draws a better map), native, or metres per pixel.",
 )
 aoi = click.option("--aoi", metavar="FILE|WKT", help="Polygon limiting the work (GeoJSON or WKT).")
 allow_ungeoreferenced = click.option(

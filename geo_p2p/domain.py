@@ -84,11 +84,10 @@ def domain_warnings(
         return []
     hint = {True: VEGETATION_PAINTED, False: VEGETATION_HINT, None: ""}[vegetation]
     if coarser and gsd:
-        model_gsd = f"{gsd / coarser:.3g}"
-        hint = COARSER_NOTE.format(gsd=f"{gsd:.3g}", factor=coarser, model_gsd=model_gsd) + hint
-        gsd = gsd / coarser
+        drawn, gsd = gsd, gsd / coarser
+        hint = COARSER_NOTE.format(gsd=f"{drawn:g}", factor=coarser, model_gsd=f"{gsd:g}") + hint
     facts = {"distance": distance, "threshold": threshold, "model": model}
-    return [WARNING.format(hint=hint, gsd=f"{gsd:.3g}" if gsd else "M", **facts)]
+    return [WARNING.format(hint=hint, gsd=f"{gsd:g}" if gsd else "M", **facts)]
 
 
 def image_features(image: np.ndarray) -> np.ndarray:
